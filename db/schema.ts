@@ -13,6 +13,7 @@ import {
   bigserial,
   boolean,
   check,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -98,6 +99,12 @@ export const environments = pgTable(
     parameterGroupId: integer('parameter_group_id').references((): AnyPgColumn => parameterGroups.id, { onDelete: 'restrict' }),
     // The object set (roles, databases, extensions, access rules) every herd of the environment inherits; see objectSets.
     objectSetId: integer('object_set_id').references((): AnyPgColumn => objectSets.id, { onDelete: 'restrict' }),
+    // The risks' thresholds where the environment sets its own (lib/features/risks/thresholds.ts): a key
+    // left out takes the default.
+    riskThresholds: jsonb('risk_thresholds')
+      .$type<Record<string, number>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     ...timestamps,
   },
   (t) => [uniqueIndex('environments_name_key').on(t.name)],
@@ -1498,7 +1505,17 @@ export const notificationEvents = pgTable(
   'notification_events',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    kind: text('kind', { enum: ['operation.finished', 'run.ended', 'herd.two_primaries', 'herd.no_primary'] }).notNull(),
+    kind: text('kind', {
+      enum: [
+        'operation.finished',
+        'run.ended',
+        'herd.two_primaries',
+        'herd.no_primary',
+        'herd.restore_unverified',
+        'risk.raised',
+        'risk.cleared',
+      ],
+    }).notNull(),
     operationId: bigint('operation_id', { mode: 'number' }),
     ruleRunId: bigint('rule_run_id', { mode: 'number' }),
     // herd.two_primaries, herd.no_primary: the herd, and what was seen, in words, as the moment it was seen said it
@@ -1791,3 +1808,63 @@ export const objectReadings = pgTable('object_readings', {
   confLoadedAt: timestamp('conf_loaded_at', { withTimezone: true }),
   readAt: timestamp('read_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+// What the refresh reads for the risks (lib/fleet/risks/read-risks.ts), on its kept session at most every
+// PGHERD_RISKS_READ_MS: transaction ID ages, slots, long transactions, the server's certificate, the
+// settings a risk looks at. One row an instance, replaced at each reading.
+export const riskReadings = pgTable('risk_readings', {
+  instanceId: bigint('instance_id', { mode: 'number' })
+    .primaryKey()
+    .references(() => instances.id, { onDelete: 'cascade' }),
+  reading: jsonb('reading').notNull(),
+  readAt: timestamp('read_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+// The fleet's risks (lib/features/risks): each finding the judge keeps, by its key (kind and subject),
+// from when it was first found until it clears, with its last measures (the trend). A person may
+// acknowledge one: it stops counting until the acknowledgement expires or the measure passes the step
+// it was given.
+export const risks = pgTable(
+  'risks',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    key: text('key').notNull(),
+    environmentId: integer('environment_id')
+      .notNull()
+      .references(() => environments.id, { onDelete: 'cascade' }),
+    herdId: integer('herd_id').references(() => herds.id, { onDelete: 'cascade' }),
+    instanceId: bigint('instance_id', { mode: 'number' }).references(() => instances.id, { onDelete: 'cascade' }),
+    kind: text('kind').notNull(),
+    subject: text('subject').notNull().default(''),
+    severity: text('severity', { enum: ['warning', 'critical'] }).notNull(),
+    measure: doublePrecision('measure').notNull(),
+    unit: text('unit').notNull().default(''),
+    detail: text('detail').notNull().default(''),
+    // The finding's own facts (the oldest tables, the session, the slot) as the judge read them.
+    facts: jsonb('facts')
+      .$type<Record<string, unknown>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+    since: timestamp('since', { withTimezone: true }).notNull().defaultNow(),
+    seenAt: timestamp('seen_at', { withTimezone: true }).notNull().defaultNow(),
+    // [[epoch ms, measure], ...], oldest first, at most one an hour (and the last).
+    samples: jsonb('samples')
+      .$type<[number, number][]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
+    ackBy: text('ack_by'),
+    ackReason: text('ack_reason'),
+    ackUntil: timestamp('ack_until', { withTimezone: true }),
+    ackMeasure: doublePrecision('ack_measure'),
+    ackStep: doublePrecision('ack_step'),
+    ackSeverity: text('ack_severity'),
+    // Whether it counts now (not acknowledged, or the acknowledgement expired or was outgrown).
+    counted: boolean('counted').notNull().default(true),
+  },
+  (t) => [
+    uniqueIndex('risks_key').on(t.key),
+    index('risks_environment_idx').on(t.environmentId, t.severity),
+    index('risks_herd_idx').on(t.herdId),
+    check('risks_severity_check', sql`${t.severity} IN ('warning', 'critical')`),
+  ],
+);

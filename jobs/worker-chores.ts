@@ -16,6 +16,7 @@ import { checkDnsRecords } from '@/lib/fleet/refresher';
 import { refreshShare } from '@/lib/fleet/refresh-share';
 import { settingsPass } from '@/lib/fleet/settings/drift-pass';
 import { objectsPass } from '@/lib/fleet/objects/objects-pass';
+import { judgeRisks } from '@/lib/features/risks/judge';
 import { foldLagSamples, lagSampleEveryMs, sampleLag } from '@/lib/fleet/lag-history';
 import type { DiscoveryConfig } from '@/lib/features/discovery/discovery';
 import { DISCOVERY_CHANNEL, discoveryWanted, runDiscovery } from '@/lib/features/discovery/discovery-runs';
@@ -245,6 +246,18 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
       run: async () => {
         const r = await objectsPass(db);
         if (r.read || r.judged) log('objects.pass', r);
+      },
+    },
+    // The fleet's risks judged from the refresh's last readings and the inventory (lib/features/risks).
+    {
+      name: 'risks.judge',
+      says: 'the risks (wraparound, slots, long transactions, certificates, shape, versions) judged; risk.raised and risk.cleared told',
+      every: cfg.risksEveryMs ?? setting('PGHERD_RISKS_JUDGE_MS'),
+      everySays: '`PGHERD_RISKS_JUDGE_MS`',
+      turn: true,
+      run: async () => {
+        const r = await judgeRisks(db);
+        if (r.raised || r.cleared) log('risks.judge', r);
       },
     },
     // DNS follows Patroni: its herds' leaders read every few seconds (lib/features/patroni/follow.ts).

@@ -12,17 +12,20 @@ import { FleetCharts } from '@/components/charts/fleet-charts';
 import { AppIndex } from '@/components/admin/app-index';
 import { appList } from '@/lib/features/admin/app-list';
 import { breakGlassUses } from '@/lib/features/operations/approvals';
+import { riskCounts } from '@/lib/features/risks/view';
 
 export default async function Dashboard() {
   const access = await requireAccess();
   const scope = environmentsWith(access, 'viewer');
-  const [d, health, workers, history, brokenGlass] = await Promise.all([
+  const [d, health, workers, history, brokenGlass, risks] = await Promise.all([
     dashboardData(getDb(), scope),
     fleetHealth(getDb(), scope),
     liveWorkers(getDb()),
     fleetHistory(getDb(), scope),
     breakGlassUses(getDb(), scope),
+    riskCounts(getDb(), scope),
   ]);
+  const riskTotal = (severity: string) => risks.filter((r) => r.severity === severity).reduce((n, r) => n + r.count, 0);
   const intervals = refreshIntervalsDisagree(workers, setting('PGHERD_REFRESH_INTERVAL_MS'));
   return (
     <>
@@ -39,6 +42,10 @@ export default async function Dashboard() {
         </li>
         <li>
           <Link href="/admin/instances">{d.totals.instances} instances</Link>
+        </li>
+        <li data-testid="risk-totals">
+          <Link href="/risks?severity=critical&counted=1">{riskTotal('critical')} critical risks</Link>,{' '}
+          <Link href="/risks?severity=warning&counted=1">{riskTotal('warning')} warnings</Link>
         </li>
       </ul>
       {intervals && (

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { TIMELINE_SQL } from '@/lib/agent/timeline-sql';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import { OBJECTS_FINGERPRINT_SQL } from '@/lib/fleet/objects/fingerprint-sql';
+import { readRisks, type RiskReading } from '@/lib/fleet/risks/read-risks';
 
 export interface Observed {
   reachable: boolean;
@@ -35,6 +36,8 @@ export interface Observed {
   archive?: ArchiveReading | null;
   /** A primary's roles, memberships and databases as a digest (OBJECTS_FINGERPRINT_SQL); the refresh's reading alone. */
   objectsFingerprint?: string | null;
+  /** What the risks look at (lib/fleet/risks/read-risks.ts), when this observation read it (the refresh's, now and then). */
+  risks?: RiskReading;
 }
 
 /** What pg_stat_archiver says on a primary, and whether written WAL waits for the archive. */
@@ -280,12 +283,23 @@ export function sessionsOfRun() {
 
 export type RunSessions = ReturnType<typeof sessionsOfRun>;
 
-/** Observes an instance over a connection of its own. */
-export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed> {
+/** The risks' reading added to an observation; an observation stands without it when it fails. */
+async function withRisks(c: pg.Client, e: PgEndpoint, o: Observed): Promise<Observed> {
+  if (!o.reachable) return o;
+  try {
+    return { ...o, risks: await readRisks(c, e) };
+  } catch {
+    return o;
+  }
+}
+
+/** Observes an instance over a connection of its own (with what the risks read, when asked). */
+export async function observe(e: PgEndpoint, timeoutMs = 3000, opts: { risks?: boolean } = {}): Promise<Observed> {
   const c = await connectObserver(e, timeoutMs);
   if (!(c instanceof pg.Client)) return c;
   try {
-    return await readObservation(c);
+    const o = await readObservation(c);
+    return opts.risks ? await withRisks(c, e, o) : o;
   } catch (err) {
     return { reachable: false, error: (err as Error).message };
   } finally {
@@ -337,6 +351,11 @@ export interface ObservationPoolOptions {
   keptAtMost?: number;
   /** What its sessions are called in pg_stat_activity (default pgherd-observer). */
   applicationName?: string;
+  /**
+   * How often a kept session also reads what the risks look at (lib/fleet/risks/read-risks.ts): the
+   * refresh's, every few minutes. Undefined: never.
+   */
+  risksEveryMs?: () => number;
 }
 
 /**
@@ -353,6 +372,15 @@ export function observationPool(opts: ObservationPoolOptions = {}) {
   const pending = opts.pending ?? false;
   const keptAtMost = opts.keptAtMost ?? KEPT_AT_MOST;
   const kept = new Map<string, { client: pg.Client; usedAt: number; busy: boolean }>();
+  // When each endpoint's risks were read last (kept beyond its session: a new session is not a reason to read again).
+  const risksAt = new Map<string, number>();
+  const risksDue = (key: string) => opts.risksEveryMs !== undefined && Date.now() - (risksAt.get(key) ?? 0) >= opts.risksEveryMs();
+  const maybeRisks = async (key: string, e: PgEndpoint, c: pg.Client, o: Observed): Promise<Observed> => {
+    if (!o.reachable || !risksDue(key)) return o;
+    const r = await withRisks(c, e, o);
+    if (r.risks) risksAt.set(key, Date.now());
+    return r;
+  };
   const keyOf = (e: PgEndpoint) => `${e.serverEnvironment ?? ''}|${e.host}|${e.port}`;
   const drop = (key: string) => {
     const k = kept.get(key);
@@ -372,8 +400,9 @@ export function observationPool(opts: ObservationPoolOptions = {}) {
           readObservation(k.client, pending).catch(() => null),
           probe ? postmasterAnswers(e, timeoutMs) : null,
         ]);
+        const withR = read && answers === null ? await maybeRisks(key, e, k.client, read) : read;
         k.busy = false;
-        if (read && answers === null) return read;
+        if (withR && answers === null) return withR;
         drop(key);
         if (read) return { reachable: false, error: `${answers ?? ''} (an open session still answers)` };
         // The kept connection failed: observe again over a new one.
@@ -382,7 +411,7 @@ export function observationPool(opts: ObservationPoolOptions = {}) {
       if (!(c instanceof pg.Client)) return c;
       opened++;
       try {
-        const o = await readObservation(c, pending);
+        const o = await maybeRisks(key, e, c, await readObservation(c, pending));
         if (kept.size < keptAtMost && !kept.has(key)) kept.set(key, { client: c, usedAt: Date.now(), busy: false });
         else await c.end().catch(() => {});
         return o;
@@ -394,7 +423,11 @@ export function observationPool(opts: ObservationPoolOptions = {}) {
     /** Closes the connections not used for `idleMs`. */
     sweep(idleMs: number) {
       const before = Date.now() - idleMs;
-      for (const [key, k] of kept) if (k.usedAt < before && !k.busy) drop(key);
+      for (const [key, k] of kept)
+        if (k.usedAt < before && !k.busy) {
+          drop(key);
+          risksAt.delete(key);
+        }
     },
     size: () => kept.size,
     /** Connections opened since the pool was made (kept or not). */

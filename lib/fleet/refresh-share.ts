@@ -93,6 +93,7 @@ export function refreshShare(db: Db, opts: ShareOptions) {
     pending: true,
     keptAtMost: opts.keptAtMost ?? setting('PGHERD_REFRESH_KEPT_SESSIONS'),
     applicationName: REFRESH_APPLICATION,
+    risksEveryMs: () => setting('PGHERD_RISKS_READ_MS'),
   });
   const batch = opts.batchHerds ?? 256;
   const slots = limiter(opts.concurrency ?? 64);

@@ -100,7 +100,10 @@ export async function refreshFleet(
   // have its members' mid-operation states read as left behind.
   const heldBefore = await heldHerds(db);
   const refs = await loadInstanceRefs(db, ids);
-  const seen = await mapLimit(refs, opts.concurrency ?? 16, async (r) => ({ r, o: await observe(r, opts.timeoutMs ?? 3000) }));
+  const seen = await mapLimit(refs, opts.concurrency ?? 16, async (r) => ({
+    r,
+    o: await observe(r, opts.timeoutMs ?? 3000, { risks: true }),
+  }));
   await recordPass(db, seen, heldBefore);
   return { observed: seen.length, reachable: seen.filter((x) => x.o.reachable).length, ms: Date.now() - t0 };
 }
@@ -162,6 +165,7 @@ export async function recordPass(
     plain.push(rowOf(r.id, reading));
   }
   await writeReadings(db, plain, claim);
+  await writeRiskReadings(db, seen, claim);
   await tellTwoPrimaries(db, seen, readings);
   const silent = [...new Set(seen.map(({ r }) => r.herdId))].filter((h) => !answered.has(h));
   await judgeHerds(db, { answered: [...answered], silent });
@@ -190,6 +194,19 @@ async function tellTwoPrimaries(db: Db, seen: { r: InstanceRef; o: Observed }[],
       detail: `${labels.join(' and ')} accept writes at once, each asked: the herd has two primaries. Clients may write to either: stop one and rebuild it from the other, or find out first which one they wrote to`,
     });
   }
+}
+
+/** The risks' readings of a pass, where it read them (one statement; lib/features/risks judges them). */
+async function writeRiskReadings(db: Db, seen: { r: InstanceRef; o: Observed }[], claim?: { holder: string }): Promise<void> {
+  const read = seen.filter(({ o }) => o.risks);
+  if (!read.length) return;
+  await db.execute(sql`
+    INSERT INTO risk_readings (instance_id, reading, read_at)
+    SELECT x.id, x.reading, now()
+    FROM jsonb_to_recordset(${JSON.stringify(read.map(({ r, o }) => ({ id: r.id, reading: o.risks })))}::jsonb) AS x(id bigint, reading jsonb)
+    WHERE EXISTS (SELECT 1 FROM instances i WHERE i.id = x.id
+      AND ${claim ? sql`EXISTS (SELECT 1 FROM herds h WHERE h.id = i.herd_id AND h.observed_by = ${claim.holder} AND h.observe_due_at > now())` : sql`true`})
+    ON CONFLICT (instance_id) DO UPDATE SET reading = EXCLUDED.reading, read_at = EXCLUDED.read_at`);
 }
 
 /** A reading as one row of the pass's write (see writeReadings). */

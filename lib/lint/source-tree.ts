@@ -52,6 +52,10 @@ export const SOURCE_TREE: { folder: string; says: string }[] = [
   { folder: 'lib/fleet/settings', says: 'parameter groups: what a member should run, what it runs (read and drift), its history' },
   { folder: 'lib/fleet/objects', says: 'fleet objects: roles, databases, extensions and pg_hba declared, read and compared' },
   {
+    folder: 'lib/fleet/risks',
+    says: 'what the refresh reads for the risks on its kept session, and a server certificate by a handshake of its own',
+  },
+  {
     folder: 'lib/engine',
     says: 'an operation’s life: define-action, plan, submit, queue, execute-target, pipeline, lease, waves, the conductor, hold (pause/resume), access and audit, maintenance windows, what a target owes',
   },
@@ -85,6 +89,7 @@ export const SOURCE_TREE: { folder: string; says: string }[] = [
   { folder: 'lib/features/rules', says: 'rules, schedules, blackouts, windows, webhooks' },
   { folder: 'lib/features/settings', says: 'a herd’s settings page and accepting drift' },
   { folder: 'lib/features/objects', says: 'a herd’s fleet objects and accepting their drift' },
+  { folder: 'lib/features/risks', says: 'the fleet’s risks: found, judged, kept, acknowledged, listed' },
   { folder: 'lib/features/spot', says: 'spot interruption notices' },
   { folder: 'lib/features/upgrades', says: 'pending maintenance and the upgrade campaign' },
   { folder: 'lib/entry', says: 'the processes’ entry points:' },

@@ -114,6 +114,18 @@ export const SETTINGS = {
     default: 600_000,
     doc: "a primary's objects are read again when its last reading is this old, changed or not (an extension updated in another database moves nothing the refresh reads)",
   }),
+  PGHERD_RISKS_READ_MS: int({
+    min: 1000,
+    max: DAY_MS,
+    default: 120_000,
+    doc: "how often the refresh also reads what the risks look at (transaction ID ages, slots, long transactions, the server's certificate) on the session it keeps with each instance: one statement, on a session already open",
+  }),
+  PGHERD_RISKS_JUDGE_MS: int({
+    min: 1000,
+    max: DAY_MS,
+    default: 10_000,
+    doc: 'how often a worker judges the risks from the last readings and the inventory, and tells the webhooks what was raised and cleared',
+  }),
   PGHERD_REFRESH_KEPT_SESSIONS: int({
     min: 0,
     max: 1_000_000,

@@ -26,6 +26,7 @@ import {
 } from '@/lib/lab/lab';
 import { reportAll, runLabAgents, writeLabAgents } from '@/lib/lab/agents';
 import { addLabReadNames } from '@/lib/lab/seed';
+import { query } from '@/lib/lab/postgres';
 import { showBackups } from '@/lib/lab/demo-backups';
 import { showObjects } from '@/lib/lab/demo-objects';
 import { DEFAULT_FLEET, type FleetSpec } from '@/lib/lab/fleet';
@@ -265,6 +266,7 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
     log(`read names: ${await addLabReadNames(db, lab)} replicas' names follow them (a resize drains them)`);
     log(`Patroni: ${await acceptPatroniProposals(db, admin.username)} members' REST addresses accepted, as ${admin.username}`);
     log(`approvals: ${await demoApprovalPolicy(db)}`);
+    log(`risks: ${await leaveARisk(lab)}`);
   } finally {
     await pool.end();
   }
@@ -293,6 +295,20 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
       await showBackups(lab, log).catch(said('backups'));
     }
   })();
+}
+
+/**
+ * A risk a newcomer can see and fix: a physical slot on staging's first primary that nothing streams from,
+ * keeping WAL from removal (the Risks page, the herd's risks facet; the fix drops it).
+ */
+async function leaveARisk(lab: LabInfo): Promise<string> {
+  const p = lab.instances.find((i) => i.environment === 'staging' && i.role === 'primary');
+  if (!p) return 'no staging primary to leave one on';
+  await query(
+    p.dsn,
+    "SELECT pg_create_physical_replication_slot('forgotten_standby', true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'forgotten_standby')",
+  );
+  return `an inactive slot, forgotten_standby, left on staging/${p.herd}'s primary (${p.address}:${String(p.port)}): Risks shows it`;
 }
 
 /**

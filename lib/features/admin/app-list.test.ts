@@ -27,7 +27,7 @@ describe('appList', () => {
   it('shows an admin everywhere every group and link, with Add where objects are typed in', () => {
     expect(labels(SYSTEM_ACCESS)).toEqual({
       fleet: ['Herds', 'Instances', 'Servers', 'Sites', 'Environments', 'DR pairs'],
-      operations: ['Operations', 'Approvals', 'Rules', 'DR scorecard', 'Pending maintenance'],
+      operations: ['Operations', 'Approvals', 'Rules', 'Risks', 'DR scorecard', 'Pending maintenance'],
       dns: ['DNS records', 'PgBouncers'],
       backups: ['Backup policies', 'Recoverability'],
       settings: ['Parameter groups', 'Object sets', 'Approval policies'],

@@ -39,6 +39,7 @@ export const appGroups: readonly AppGroupDef[] = [
       operationsAdmin,
       { label: 'Approvals', href: '/approvals' },
       { label: 'Rules', href: '/rules' },
+      { label: 'Risks', href: '/risks' },
       { label: 'DR scorecard', href: '/dr' },
       { label: 'Pending maintenance', href: '/upgrades' },
     ],

@@ -171,6 +171,14 @@ const GAUGES: GaugeRow[] = [
     },
   },
   counted(
+    'pgherd_risks',
+    "The fleet's risks that count now (found, and not acknowledged: docs/risks.md), by environment, kind and severity.",
+    ['environment', 'kind', 'severity'],
+    () => sql`
+      SELECT e.name AS environment, r.kind, r.severity, count(*)::int AS n
+      FROM risks r JOIN environments e ON e.id = r.environment_id WHERE r.counted GROUP BY 1, 2, 3`,
+  ),
+  counted(
     'pgherd_instances_settings_drifted',
     'Instances that do not run what their parameter groups say (a setting changed outside pgherd, or a group not applied yet), by environment.',
     ENV,
@@ -299,9 +307,17 @@ export function registerFleetGauges(
   registry: Registry,
   db: () => Db,
   queues: () => CountedQueue[],
-  opts: { readBoundMs?: number } = {},
+  opts: {
+    readBoundMs?: number;
+    /**
+     * Only these environments' samples (an API caller's: GET /api/v1/metrics), and no gauge without an
+     * environment label (the queues, the workers: the whole fleet's). Undefined: everything (/metrics).
+     */
+    environments?: ReadonlySet<string>;
+  } = {},
 ): void {
   const readBoundMs = opts.readBoundMs ?? READ_BOUND_MS;
+  const only = opts.environments;
   // pgherd's database away: the gauges it feeds are left out of the scrape (not zero, which would read
   // as "all is well"), the process's own metrics are still served, and pgherd_inventory_up says 0.
   // Each read bounded: a database that takes the connection and never answers leaves its gauges out
@@ -344,7 +360,7 @@ export function registerFleetGauges(
       ),
     ),
   };
-  for (const g of GAUGES)
+  for (const g of GAUGES.filter((x) => !only || x.labels.includes('environment')))
     new Gauge({
       name: g.name,
       help: g.help,
@@ -354,7 +370,8 @@ export function registerFleetGauges(
         const now = await g.read(reads);
         this.reset();
         for (const x of now ?? [])
-          if (g.labels.length) this.set(x.labels, x.value);
+          if (only && !only.has(x.labels.environment ?? '')) continue;
+          else if (g.labels.length) this.set(x.labels, x.value);
           else this.set(x.value);
       },
     });

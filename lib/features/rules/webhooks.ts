@@ -32,6 +32,8 @@ export const WEBHOOK_EVENTS = [
   'herd.two_primaries',
   'herd.no_primary',
   'herd.restore_unverified',
+  'risk.raised',
+  'risk.cleared',
   'approval.requested',
   'approval.granted',
   'approval.denied',
@@ -50,10 +52,12 @@ const GLOBAL_EVENTS: WebhookEvent[] = [
   'herd.two_primaries',
   'herd.no_primary',
   'herd.restore_unverified',
+  'risk.raised',
+  'risk.cleared',
   ...APPROVAL_EVENTS,
 ];
 /** The events that name a herd and what was seen there (no rule, no run): told to every global webhook that asks. */
-const HERD_EVENTS = ['herd.two_primaries', 'herd.no_primary', 'herd.restore_unverified'] as const;
+const HERD_EVENTS = ['herd.two_primaries', 'herd.no_primary', 'herd.restore_unverified', 'risk.raised', 'risk.cleared'] as const;
 type HerdEvent = (typeof HERD_EVENTS)[number];
 const isHerdEvent = (kind: string): kind is HerdEvent => (HERD_EVENTS as readonly string[]).includes(kind);
 
@@ -61,6 +65,8 @@ const HERD_WORDS: Record<HerdEvent, string> = {
   'herd.two_primaries': 'has two primaries',
   'herd.no_primary': 'has no primary',
   'herd.restore_unverified': 'is no longer proven restorable',
+  'risk.raised': 'has a risk',
+  'risk.cleared': 'no longer has a risk',
 };
 
 /** At most this many attempts a delivery; the waits between them grow threefold from the first. */

@@ -95,6 +95,14 @@ export const herdsAdmin = defineAdmin({
         FROM instances i WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'primary' ORDER BY i.id LIMIT 1)`,
       sortable: false,
     },
+    risks: {
+      label: 'Risks',
+      // (risks_herd_idx) Those that count: an acknowledged risk is left out until it counts again.
+      sql: sql<string>`(SELECT CASE WHEN count(*) FILTER (WHERE r.severity = 'critical') > 0 THEN count(*) FILTER (WHERE r.severity = 'critical') || ' critical'
+          WHEN count(*) > 0 THEN count(*) || ' warning' || CASE WHEN count(*) > 1 THEN 's' ELSE '' END END
+        FROM risks r WHERE r.herd_id = ${qualified(herds.id)} AND r.counted)`,
+      sortable: false,
+    },
     pgVersion: { label: 'Version', sql: herds.pgVersion, format: 'number' },
     controlDriver: { label: 'Control', sql: herds.controlDriver },
     automation: { label: 'Automation', sql: herds.automation, format: 'badge' },
@@ -112,6 +120,7 @@ export const herdsAdmin = defineAdmin({
     'backups',
     'settings',
     'objects',
+    'risks',
     'pgVersion',
     'controlDriver',
     'automation',
@@ -137,6 +146,14 @@ export const herdsAdmin = defineAdmin({
       sql: sql<string>`(SELECT CASE WHEN bool_or(i.objects_drift > 0) THEN 'drifted' WHEN bool_or(i.objects_drift = 0) THEN 'in line' ELSE 'not declared' END
         FROM instances i WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'primary')`,
       choices: ['drifted', 'in line', 'not declared'],
+    },
+    {
+      key: 'risks',
+      label: 'Risks',
+      kind: 'choice',
+      sql: sql<string>`(SELECT CASE WHEN bool_or(r.severity = 'critical') THEN 'critical' WHEN count(*) > 0 THEN 'warning' ELSE 'none' END
+        FROM risks r WHERE r.herd_id = ${qualified(herds.id)} AND r.counted)`,
+      choices: ['critical', 'warning', 'none'],
     },
   ],
   searchFields: ['name', 'dnsName', 'environment'],

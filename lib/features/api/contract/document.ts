@@ -89,6 +89,7 @@ export function openApiDocument(version = process.env.npm_package_version ?? '0.
         { name: 'Agents', description: 'The agents on the database hosts (their own tokens).' },
         { name: 'Audit', description: 'The audit log for a SIEM, with its hash chain.' },
         { name: 'Backups', description: 'The recoverability and DR scorecards.' },
+        { name: 'Risks', description: "The fleet's risks, each with its fix, and their acknowledgements." },
       ],
       paths,
       components: {

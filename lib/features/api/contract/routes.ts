@@ -11,6 +11,7 @@ import { instanceSettingsRoute } from './settings';
 import { pendingMaintenanceRoute } from './upgrades';
 import { auditExportRoute } from './audit';
 import { drScorecardRoute, herdBackupsRoute, recoverabilityRoute } from './scorecards';
+import { ackRoute, risksRoute, scopedMetricsRoute, unackRoute } from './risks';
 import {
   approveOperationRoute,
   denyOperationRoute,
@@ -81,6 +82,10 @@ export const API_ROUTES: RouteSpec[] = [
   recoverabilityRoute,
   drScorecardRoute,
   herdBackupsRoute,
+  risksRoute,
+  ackRoute,
+  unackRoute,
+  scopedMetricsRoute,
   listInstances,
   listHerds,
   herdLagRoute,

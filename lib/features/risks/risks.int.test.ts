@@ -1,0 +1,309 @@
+// The fleet's risks on a lab of their own (environments "rk" and "rs", herd alpha in each: a primary and
+// a replica on 127.0.97.x): a database driven toward wraparound, a forgotten slot holding WAL under a
+// writer, a transaction left idle, a certificate five days from expiry, each found by the refresh's own
+// round and the judge, with the right measure; acknowledged and counted again when worse; told to the
+// webhooks; and none of rk's seen by a viewer of rs, in the page's list, the API or the metric.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { NextRequest } from 'next/server';
+import { sql } from 'drizzle-orm';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import { environments, roleBindings, users, webhooks } from '@/db/schema';
+import { startLab, stopLab, PROJECT_ROOT, type LabInfo, type LabInstance } from '@/lib/lab/lab';
+import { query } from '@/lib/lab/postgres';
+import { seededDatabase } from '@/lib/lab/seed';
+import { labIdentity } from '@/lib/lab/proc';
+import { issueCertificate } from '@/lib/lab/tls';
+import { ifAssigned } from '@/lib/testing/if-assigned';
+import { refreshShare, type RefreshShare } from '@/lib/fleet/refresh-share';
+import { loadAccess } from '@/lib/engine/access';
+import { createApiToken } from '@/lib/features/auth/api-tokens';
+import { processEvents } from '@/lib/features/rules/webhooks';
+import { riskRow } from '@/lib/features/api/contract/risks';
+import * as risksRoute from '@/app/api/v1/risks/route';
+import * as ackRoute from '@/app/api/v1/risks/[id]/acknowledge/route';
+import * as metricsRoute from '@/app/api/v1/metrics/route';
+import { judgeRisks } from './judge';
+import { listRisks, riskCounts } from './view';
+import { acknowledgeRisk } from './acknowledge';
+
+const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'risks-test.json');
+let lab: LabInfo;
+let db: Db;
+let closeDb: () => Promise<void>;
+let share: RefreshShare;
+const env = new Map<string, number>();
+let rootToken = '';
+let viewerToken = '';
+let operatorId = 0;
+
+const url = (i: Pick<LabInstance, 'address' | 'port'>, database = 'postgres') => `postgres://postgres@${i.address}:${i.port}/${database}`;
+const primaryOf = (e: string) => lab.instances.find((i) => i.environment === e && i.role === 'primary')!;
+const replicaOf = (e: string) => lab.instances.find((i) => i.environment === e && i.role === 'replica')!;
+const operator = async () => ({
+  id: operatorId,
+  username: 'rk-operator',
+  remoteAddr: '127.0.0.1',
+  access: await loadAccess(db, operatorId),
+});
+
+/** What the worker does next: the refresh's round (its risks read on the kept sessions), then the judge. */
+async function pass() {
+  await db.execute(sql`UPDATE herds SET observe_due_at = '-infinity'`);
+  await share.round();
+  return judgeRisks(db);
+}
+const risksOf = async (kind: string, environment = 'rk') =>
+  await listRisks(db, null, { environment: env.get(environment)!, kind: kind as never });
+
+type Handler = (req: NextRequest, ctx: { params: Promise<Record<string, string>> }) => Promise<Response>;
+const call = async (
+  h: Handler,
+  path: string,
+  token: string,
+  init: { method?: string; body?: unknown; params?: Record<string, string> } = {},
+) => {
+  const res = await h(
+    new NextRequest(`http://127.0.0.1${path}`, {
+      method: init.method ?? 'GET',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+    }),
+    { params: Promise.resolve(init.params ?? {}) },
+  );
+  return { status: res.status, text: await res.text() };
+};
+
+beforeAll(async () => {
+  lab = await startLab({
+    file: LAB_FILE,
+    aws: false,
+    ldap: false,
+    backup: false,
+    fleet: { environments: ['rk', 'rs'], herds: ['alpha'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.97' },
+  });
+  const c = await seededDatabase(lab, 4);
+  db = c.db;
+  closeDb = () => c.pool.end();
+  for (const e of await db.select().from(environments)) env.set(e.name, e.id);
+  // Thresholds the lab reaches in seconds: a database 50,000 transactions from its last freeze, a transaction open 12 s.
+  await db.execute(
+    sql`UPDATE environments SET risk_thresholds = ${JSON.stringify({ xidAgeWarning: 50_000, transactionWarningSeconds: 12, transactionCriticalSeconds: 3600 })}::jsonb`,
+  );
+  const [root] = await db.insert(users).values({ username: 'rk-root', source: 'local', isSuperuser: true }).returning();
+  const [viewer] = await db.insert(users).values({ username: 'rs-viewer', source: 'local' }).returning();
+  const [op] = await db.insert(users).values({ username: 'rk-operator', source: 'local' }).returning();
+  operatorId = op!.id;
+  await db.insert(roleBindings).values([
+    { role: 'viewer', subjectType: 'user', subject: 'rs-viewer', environmentId: env.get('rs')! },
+    { role: 'operator', subjectType: 'user', subject: 'rk-operator', environmentId: env.get('rk')! },
+  ]);
+  rootToken = (await createApiToken(db, root!.id, 'r', 'operate')).token;
+  viewerToken = (await createApiToken(db, viewer!.id, 'r', 'operate')).token;
+  process.env.DATABASE_URL = lab.database.url; // the routes' own getDb()
+  process.env.PGHERD_RISKS_READ_MS = '1000';
+  share = refreshShare(db, { holder: 'risks-test', intervalMs: 60_000 });
+  await pass();
+}, 240_000);
+
+afterAll(async () => {
+  ifAssigned(share)?.close();
+  await ifAssigned(closeDb)?.();
+  await stopLab(LAB_FILE);
+});
+
+describe('risks found by the refresh and the judge', () => {
+  it('finds a database driven toward wraparound, with its age as Postgres says it', async () => {
+    const p = primaryOf('rk');
+    await query(url(p), 'CREATE TABLE IF NOT EXISTS burn (x int)');
+    // 60,000 subtransactions that each write: 60,000 transaction IDs taken, nothing frozen meanwhile.
+    await query(
+      url(p),
+      `DO $$ BEGIN FOR i IN 1..60000 LOOP BEGIN INSERT INTO burn VALUES (i); EXCEPTION WHEN others THEN NULL; END; END LOOP; END $$`,
+    );
+    await new Promise((r) => setTimeout(r, 1100));
+    await pass();
+    const [age] = await query<{ age: string }>(url(p), "SELECT age(datfrozenxid)::text AS age FROM pg_database WHERE datname = 'postgres'");
+    const found = (await risksOf('xid_age')).find((r) => r.subject === 'postgres');
+    expect(found, JSON.stringify(await risksOf('xid_age'))).toBeDefined();
+    expect(found!.severity).toBe('warning');
+    // Read in the same round as the burn it follows: within the few transactions the refresh itself took since.
+    expect(Math.abs(found!.measure - Number(age!.age))).toBeLessThan(100);
+    expect(found!.instance).toContain(String(p.port));
+    // The replica replays the same ages: said once, on the primary.
+    expect((await risksOf('xid_age')).filter((r) => r.subject === 'postgres')).toHaveLength(1);
+    expect((await risksOf('xid_age', 'rs')).length).toBe(0);
+  });
+
+  it('finds a forgotten slot with the WAL it keeps under a writer, and acknowledges it until it grows past its step', async () => {
+    const p = primaryOf('rk');
+    await query(url(p), "SELECT pg_create_physical_replication_slot('forgotten', true)");
+    await query(url(p), 'CREATE TABLE IF NOT EXISTS filler (x text)');
+    const write = async (mb: number) => {
+      // (No WAL switch: a switch jumps to the next segment's start, up to 16 MiB more than was written.)
+      await query(url(p), `INSERT INTO filler SELECT repeat(md5(i::text), 32) FROM generate_series(1, ${mb * 1024}) i`);
+    };
+    await write(8);
+    await new Promise((r) => setTimeout(r, 1100));
+    await pass();
+    const [held] = await query<{ b: string }>(
+      url(p),
+      "SELECT (pg_current_wal_lsn() - restart_lsn)::text AS b FROM pg_replication_slots WHERE slot_name = 'forgotten'",
+    );
+    const slot = (await risksOf('slot')).find((r) => r.subject === 'forgotten');
+    expect(slot, JSON.stringify(await risksOf('slot'))).toBeDefined();
+    expect(slot!.detail).toMatch(/physical slot forgotten on .*: inactive, keeps [\d.]+ MiB of WAL/);
+    expect(slot!.measure).toBeGreaterThan(8 * 1024 * 1024);
+    expect(Math.abs(slot!.measure - Number(held!.b))).toBeLessThan(1024 * 1024);
+    expect(slot!.counted).toBe(true);
+
+    // Acknowledged with a step of 16 MiB: it stops counting, in the counts and the metric.
+    await acknowledgeRisk(db, await operator(), slot!.id, {
+      reason: 'a replica being rebuilt will use it',
+      hours: 24,
+      step: 16 * 1024 * 1024,
+    });
+    await pass();
+    const acked = (await risksOf('slot')).find((r) => r.subject === 'forgotten')!;
+    expect(acked.counted).toBe(false);
+    expect(acked.acknowledged).toMatchObject({ by: 'rk-operator', reason: 'a replica being rebuilt will use it' });
+    const audit = await db.execute<{ n: number }>(
+      sql`SELECT count(*)::int AS n FROM audit_entries WHERE action = 'risk.acknowledged' AND object_id = ${String(slot!.id)}`,
+    );
+    expect(audit.rows[0]!.n).toBe(1);
+    const slotCount = async () =>
+      (await riskCounts(db, [env.get('rk')!])).filter((c) => c.kind === 'slot').reduce((n, c) => n + c.count, 0);
+    expect(await slotCount()).toBe(0);
+    // A little worse: still acknowledged.
+    await write(4);
+    await pass();
+    expect((await risksOf('slot')).find((r) => r.subject === 'forgotten')!.counted).toBe(false);
+    // Worse past its step: it counts again.
+    await write(16);
+    await new Promise((r) => setTimeout(r, 1100));
+    await pass();
+    const again = (await risksOf('slot')).find((r) => r.subject === 'forgotten')!;
+    expect(again.measure).toBeGreaterThan(acked.measure + 16 * 1024 * 1024);
+    expect(again.counted).toBe(true);
+    expect(await slotCount()).toBe(1);
+    expect(again.trend.direction).toBe('worse');
+  });
+
+  it("an operator of another environment may not acknowledge rk's risks, and a bad acknowledgement changes nothing", async () => {
+    const slot = (await risksOf('slot')).find((r) => r.subject === 'forgotten')!;
+    const viewer = await call(ackRoute.POST, `/api/v1/risks/${slot.id}/acknowledge`, viewerToken, {
+      method: 'POST',
+      body: { reason: 'not mine', hours: 1 },
+      params: { id: String(slot.id) },
+    });
+    expect(viewer.status).toBe(404);
+    for (const body of [
+      { reason: 'x', hours: 1 },
+      { reason: 'fine', hours: 0 },
+      { reason: 'fine', hours: 1, extra: 1 },
+      { reason: 'a\u202Eb c', hours: 1 },
+    ])
+      expect(
+        (
+          await call(ackRoute.POST as Handler, `/api/v1/risks/${slot.id}/acknowledge`, rootToken, {
+            method: 'POST',
+            body,
+            params: { id: String(slot.id) },
+          })
+        ).status,
+        JSON.stringify(body),
+      ).toBe(400);
+    expect((await risksOf('slot')).find((r) => r.subject === 'forgotten')!.counted).toBe(true);
+  });
+
+  it('finds a transaction left idle, with what it holds back, and clears it once the session ends', async () => {
+    const p = primaryOf('rk');
+    const c = new pg.Client({ connectionString: url(p) });
+    await c.connect();
+    await c.query('BEGIN');
+    await c.query('SELECT txid_current()');
+    const [{ pid }] = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows as [{ pid: number }];
+    await query(url(p), 'SELECT txid_current()'); // one transaction after it: it holds that back
+    await new Promise((res) => setTimeout(res, 13_000));
+    await pass();
+    const found = (await risksOf('long_transaction')).find((x) => x.subject.startsWith(`${pid}@`));
+    expect(found, JSON.stringify(await risksOf('long_transaction'))).toBeDefined();
+    expect(found!.detail).toMatch(new RegExp(`session ${pid} of postgres on postgres .*a transaction open \\d+ s, idle in it`));
+    expect(found!.facts).toMatchObject({ pid, user: 'postgres', database: 'postgres', idle: true });
+    expect(found!.facts.xminAge).toBeGreaterThan(0);
+    expect(found!.measure).toBeGreaterThanOrEqual(12);
+    await c.end();
+    await new Promise((res) => setTimeout(res, 1100));
+    await pass();
+    expect((await risksOf('long_transaction')).find((x) => x.subject.startsWith(`${pid}@`))).toBeUndefined();
+  });
+
+  it('finds a certificate five days from expiry on one member, with the days left', async () => {
+    const r = replicaOf('rk');
+    const dir = mkdtempSync(path.join(tmpdir(), 'rk-cert-'));
+    const { chownSync } = await import('node:fs');
+    const id = labIdentity();
+    chownSync(dir, id.uid, id.gid);
+    const cert = await issueCertificate(id, lab.tls!, dir, 'short', { ips: [r.address], names: [r.server] }, 5);
+    await query(url(r), `ALTER SYSTEM SET ssl_cert_file = '${cert.certFile}'`);
+    await query(url(r), `ALTER SYSTEM SET ssl_key_file = '${cert.keyFile}'`);
+    await query(url(r), 'SELECT pg_reload_conf()');
+    await new Promise((res) => setTimeout(res, 1100));
+    await pass();
+    const found = (await risksOf('certificate')).filter((x) => x.instance?.endsWith(`:${r.port}`));
+    expect(found, JSON.stringify(await risksOf('certificate'))).toHaveLength(1);
+    expect(found[0]!.severity).toBe('critical');
+    expect(found[0]!.measure).toBeGreaterThan(4.8);
+    expect(found[0]!.measure).toBeLessThanOrEqual(5);
+    expect(found[0]!.detail).toMatch(/expires in 4\.9|expires in 5\.0/);
+    // The others hold a year's certificates: no finding.
+    expect((await risksOf('certificate')).length).toBe(1);
+  });
+
+  it('tells the webhooks what was raised and cleared', async () => {
+    await db
+      .insert(webhooks)
+      .values({ name: 'risks', url: 'http://127.0.0.1:9/risks', secret: 's', events: ['risk.raised', 'risk.cleared'] });
+    const p = primaryOf('rk');
+    await query(url(p), "SELECT pg_create_physical_replication_slot('told', true)");
+    await new Promise((res) => setTimeout(res, 1100));
+    await pass();
+    await query(url(p), "SELECT pg_drop_replication_slot('told')");
+    await new Promise((res) => setTimeout(res, 1100));
+    await pass();
+    await processEvents(db, 'http://console.test');
+    const d = await db.execute<{ event: string; text: string }>(sql`
+      SELECT event, payload->>'text' AS text FROM webhook_deliveries WHERE payload->>'text' LIKE '%slot told%' ORDER BY id`);
+    expect(d.rows.map((x) => x.event)).toEqual(['risk.raised', 'risk.cleared']);
+    expect(d.rows[0]!.text).toMatch(/^pgherd: herd rk\/alpha has a risk: warning: physical slot told on/);
+  });
+});
+
+describe("a viewer of rs sees none of rk's risks", () => {
+  it('in the list, the API and the metric', async () => {
+    const viewer = await loadAccess(db, (await db.select().from(users)).find((u) => u.username === 'rs-viewer')!.id);
+    expect(viewer.byEnvironment.get(env.get('rs')!)).toBe('viewer');
+    const all = await call(risksRoute.GET, '/api/v1/risks', rootToken);
+    expect(all.status).toBe(200);
+    const items = z.object({ items: z.array(riskRow) }).parse(JSON.parse(all.text)).items;
+    expect(items.some((i) => i.environment === 'rk')).toBe(true);
+    const theirs = await call(risksRoute.GET, '/api/v1/risks', viewerToken);
+    const seen = z.object({ items: z.array(riskRow) }).parse(JSON.parse(theirs.text)).items;
+    expect(seen.every((i) => i.environment === 'rs')).toBe(true);
+    expect((await call(risksRoute.GET as Handler, `/api/v1/risks?environment=${env.get('rk')!}`, viewerToken)).status).toBe(403);
+    for (const q of ['?severity=bad', '?kind=nope', '?environment=x', '?counted=2', '?other=1'])
+      expect((await call(risksRoute.GET as Handler, `/api/v1/risks${q}`, rootToken)).status, q).toBe(400);
+    const rootMetrics = await call(metricsRoute.GET, '/api/v1/metrics', rootToken);
+    expect(rootMetrics.text).toMatch(/pgherd_risks\{environment="rk",kind="slot",severity="warning"\} 1/);
+    const viewerMetrics = await call(metricsRoute.GET, '/api/v1/metrics', viewerToken);
+    expect(viewerMetrics.status).toBe(200);
+    expect(viewerMetrics.text).toContain('pgherd_risks');
+    expect(viewerMetrics.text).not.toMatch(/environment="rk"/);
+    expect(rootMetrics.text).not.toMatch(/pgherd_queue_up|pgherd_workers|pgherd_inventory_up/);
+    expect(viewerMetrics.text).not.toMatch(/pgherd_queue_up|pgherd_workers|pgherd_inventory_up/);
+  });
+});
