@@ -99,7 +99,7 @@ export const environments = pgTable(
     parameterGroupId: integer('parameter_group_id').references((): AnyPgColumn => parameterGroups.id, { onDelete: 'restrict' }),
     // The object set (roles, databases, extensions, access rules) every herd of the environment inherits; see objectSets.
     objectSetId: integer('object_set_id').references((): AnyPgColumn => objectSets.id, { onDelete: 'restrict' }),
-    // The risks' thresholds where the environment sets its own (lib/features/risks/thresholds.ts): a key
+    // The risks' thresholds where the environment sets its own (lib/fleet/risks/thresholds.ts): a key
     // left out takes the default.
     riskThresholds: jsonb('risk_thresholds')
       .$type<Record<string, number>>()

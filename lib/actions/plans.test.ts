@@ -904,6 +904,12 @@ describe('an action is its plan', () => {
         const prepared = { builds };
         return { words: a.plan(hh, { params: {}, prepared }).steps, steps: a.steps(hh, deps, { params: {}, prepared }) };
       }
+      if (a.on === 'herd' && a.name === 'vacuum-freeze') {
+        const p0 = h.members.find((m) => m.role === 'primary')!;
+        const tables = [{ name: 'public.t', xidAge: 6e8, mxidAge: 0, bytes: 8192 }];
+        const prepared = new Map([[h.id, { primary: p0.label, databases: [{ name: 'app', xidAge: 6e8, mxidAge: 10, tables, more: 0 }] }]]);
+        return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
+      }
       if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };
       const t = a.name === 'promote' ? r2 : a.name === 'rebuild' || a.name === 'remaster' ? r3 : primary;
       const members = a.name === 'promote' ? [{ ...primary, state: 'stopped' }, r2, r3] : h.members;
@@ -945,6 +951,34 @@ describe('an action is its plan', () => {
         return {
           words: a.plan(r3, { members: h.members, params, prepared }).steps,
           steps: a.steps(r3, deps, { members: h.members, params, prepared }),
+        };
+      }
+      if (a.name === 'drop-slot' || a.name === 'end-session') {
+        const start = '2026-11-28T10:00:00.000000+00:00';
+        const reading =
+          a.name === 'drop-slot'
+            ? {
+                slot: { name: 'old', type: 'physical', active: false, activePid: null, database: null, retained: 1 },
+                usedBy: [],
+                silent: [],
+              }
+            : {
+                pid: 42,
+                user: 'app',
+                database: 'app',
+                client: null,
+                application: 'psql',
+                state: 'idle in transaction',
+                xactSeconds: 7200,
+                query: 'UPDATE t',
+                backendStart: start,
+                superuser: false,
+              };
+        const prepared = new Map([[primary.id, reading]]);
+        const params = a.name === 'drop-slot' ? { slot: 'old' } : { session: `42@${start}` };
+        return {
+          words: a.plan(primary, { members, params, prepared }).steps,
+          steps: a.steps(primary, deps, { members, params, prepared }),
         };
       }
       const params = a.name === 'replace-host-key' ? { fingerprint: `SHA256:${'b'.repeat(43)}` } : {};

@@ -15,6 +15,9 @@ import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/drivers/p
 import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 import { checkSshAction } from '@/lib/actions/control/check-ssh.action';
+import { dropSlotAction } from '@/lib/actions/maintenance/drop-slot.action';
+import { endSessionAction } from '@/lib/actions/maintenance/end-session.action';
+import { vacuumFreezeAction } from '@/lib/actions/maintenance/vacuum-freeze.action';
 import { replaceHostKeyAction } from '@/lib/actions/control/replace-host-key.action';
 import { resizeAction } from '@/lib/actions/cloud/resize.action';
 import { powerOffAction, powerOnAction } from '@/lib/actions/cloud/power.action';
@@ -78,6 +81,9 @@ export const actions: AnyAction[] = [
   patroniResumeAction,
   checkSshAction,
   replaceHostKeyAction,
+  vacuumFreezeAction,
+  dropSlotAction,
+  endSessionAction,
 ];
 
 /**

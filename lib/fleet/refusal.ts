@@ -37,6 +37,8 @@ export type RefusalCode =
   | 'cloud'
   /** A setting Postgres would not take, or one that would stop a member (a replica below its primary). */
   | 'settings'
+  /** What it would act on is in use (a slot something streams from, a session of pgherd's own). */
+  | 'in-use'
   /** What it would do changed between the confirmation and its start (an action that runs only what was confirmed). */
   | 'stale'
   /** Refused before refusals had codes (targets recorded before migration 0016). */

@@ -187,7 +187,7 @@ describe('the rooms of lib/actions', () => {
   };
 
   it('knows every family folder', () => {
-    expect(ACTION_FAMILIES).toEqual(['backups', 'cloud', 'control', 'grow', 'objects', 'parameters', 'topology', 'upgrade']);
+    expect(ACTION_FAMILIES).toEqual(['backups', 'cloud', 'control', 'grow', 'maintenance', 'objects', 'parameters', 'topology', 'upgrade']);
   });
 
   it('fails a family importing another family or the registry, and steps/ or drivers/ importing a family', async () => {

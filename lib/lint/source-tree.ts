@@ -65,6 +65,7 @@ export const SOURCE_TREE: { folder: string; says: string }[] = [
   { folder: 'lib/actions/cloud', says: 'resize an instance or a herd, power off and on' },
   { folder: 'lib/actions/backups', says: 'configure backups, back up, restore, restore drills, tear down' },
   { folder: 'lib/actions/grow', says: 'add a replica, replace and evacuate a member, retire one' },
+  { folder: 'lib/actions/maintenance', says: 'the risks’ fixes over SQL: vacuum freeze, drop a replication slot, end a session' },
   { folder: 'lib/actions/upgrade', says: 'minor upgrades, and a major’s blue/green: precheck, build, cut over, roll back, clean up' },
   { folder: 'lib/actions/parameters', says: 'apply settings: parameter groups onto members' },
   { folder: 'lib/actions/objects', says: 'apply fleet objects: declared roles, databases and pg_hba onto herds' },

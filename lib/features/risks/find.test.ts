@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RiskReading } from '@/lib/fleet/risks/read-risks';
 import { countsDespiteAck, findRisks, type HerdInput, type MemberInput } from './find';
-import { DEFAULT_THRESHOLDS, thresholdsOf, thresholdsSchema } from './thresholds';
+import { DEFAULT_THRESHOLDS, thresholdsOf, thresholdsSchema } from '@/lib/fleet/risks/thresholds';
 import { nextSamples } from './judge';
 import { trendOf } from './view';
 

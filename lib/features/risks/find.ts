@@ -3,7 +3,7 @@
 // judge (judge.ts) loads what this reads and keeps what it finds.
 import type { RiskReading } from '@/lib/fleet/risks/read-risks';
 import { END_OF_LIFE } from '@/lib/features/upgrades/campaign';
-import type { Thresholds } from './thresholds';
+import type { Thresholds } from '@/lib/fleet/risks/thresholds';
 
 export const RISK_KINDS = [
   'xid_age',

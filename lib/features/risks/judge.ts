@@ -8,7 +8,7 @@ import type { RiskReading } from '@/lib/fleet/risks/read-risks';
 import { setting } from '@/lib/settings/settings';
 import { pendingMaintenance } from '@/lib/features/upgrades/pending';
 import { countsDespiteAck, findRisks, type Finding, type HerdInput, type Severity } from './find';
-import { thresholdsOf, type Thresholds } from './thresholds';
+import { thresholdsOf, type Thresholds } from '@/lib/fleet/risks/thresholds';
 
 export interface JudgeSummary {
   found: number;

@@ -27,6 +27,14 @@ import { riskRow } from '@/lib/features/api/contract/risks';
 import * as risksRoute from '@/app/api/v1/risks/route';
 import * as ackRoute from '@/app/api/v1/risks/[id]/acknowledge/route';
 import * as metricsRoute from '@/app/api/v1/metrics/route';
+import { planOperation } from '@/lib/engine/plan';
+import { SYSTEM_ACCESS } from '@/lib/engine/access';
+import { runOperation, startTestWorker, waitForOperation, type TestWorker } from '@/lib/testing/operations';
+import { submitOperation } from '@/lib/engine/submit';
+import { wavesSchema } from '@/lib/engine/waves';
+import { vacuumFreezeAction } from '@/lib/actions/maintenance/vacuum-freeze.action';
+import { dropSlotAction } from '@/lib/actions/maintenance/drop-slot.action';
+import { endSessionAction } from '@/lib/actions/maintenance/end-session.action';
 import { judgeRisks } from './judge';
 import { listRisks, riskCounts } from './view';
 import { acknowledgeRisk } from './acknowledge';
@@ -36,6 +44,7 @@ let lab: LabInfo;
 let db: Db;
 let closeDb: () => Promise<void>;
 let share: RefreshShare;
+let worker: TestWorker;
 const env = new Map<string, number>();
 let rootToken = '';
 let viewerToken = '';
@@ -57,6 +66,18 @@ async function pass() {
   await share.round();
   return judgeRisks(db);
 }
+const instanceOf = async (i: LabInstance) =>
+  Number(
+    (
+      await db.execute<{ id: string }>(
+        sql`SELECT i.id FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.port = ${i.port} AND (s.address = ${i.address} OR s.hostname = ${i.server})`,
+      )
+    ).rows[0]!.id,
+  );
+const herdOf = async (environment: string) =>
+  (await db.execute<{ id: number }>(sql`SELECT id FROM herds WHERE environment_id = ${env.get(environment)!}`)).rows[0]!.id;
+const refusalOf = async (action: Parameters<typeof planOperation>[2], ids: number[], params: Record<string, unknown>) =>
+  (await planOperation(db, SYSTEM_ACCESS, action, ids, params)).targets[0]?.refused ?? null;
 const risksOf = async (kind: string, environment = 'rk') =>
   await listRisks(db, null, { environment: env.get(environment)!, kind: kind as never });
 
@@ -107,11 +128,13 @@ beforeAll(async () => {
   process.env.DATABASE_URL = lab.database.url; // the routes' own getDb()
   process.env.PGHERD_RISKS_READ_MS = '1000';
   share = refreshShare(db, { holder: 'risks-test', intervalMs: 60_000 });
+  worker = await startTestWorker(lab, 'risks', 2);
   await pass();
 }, 240_000);
 
 afterAll(async () => {
   ifAssigned(share)?.close();
+  await ifAssigned(worker)?.close();
   await ifAssigned(closeDb)?.();
   await stopLab(LAB_FILE);
 });
@@ -119,12 +142,14 @@ afterAll(async () => {
 describe('risks found by the refresh and the judge', () => {
   it('finds a database driven toward wraparound, with its age as Postgres says it', async () => {
     const p = primaryOf('rk');
-    await query(url(p), 'CREATE TABLE IF NOT EXISTS burn (x int)');
-    // 60,000 subtransactions that each write: 60,000 transaction IDs taken, nothing frozen meanwhile.
-    await query(
-      url(p),
-      `DO $$ BEGIN FOR i IN 1..60000 LOOP BEGIN INSERT INTO burn VALUES (i); EXCEPTION WHEN others THEN NULL; END; END LOOP; END $$`,
-    );
+    for (const e of ['rk', 'rs']) {
+      await query(url(primaryOf(e)), 'CREATE TABLE IF NOT EXISTS burn (x int)');
+      // 60,000 subtransactions that each write: 60,000 transaction IDs taken, nothing frozen meanwhile.
+      await query(
+        url(primaryOf(e)),
+        `DO $$ BEGIN FOR i IN 1..60000 LOOP BEGIN INSERT INTO burn VALUES (i); EXCEPTION WHEN others THEN NULL; END; END LOOP; END $$`,
+      );
+    }
     await new Promise((r) => setTimeout(r, 1100));
     await pass();
     const [age] = await query<{ age: string }>(url(p), "SELECT age(datfrozenxid)::text AS age FROM pg_database WHERE datname = 'postgres'");
@@ -136,7 +161,41 @@ describe('risks found by the refresh and the judge', () => {
     expect(found!.instance).toContain(String(p.port));
     // The replica replays the same ages: said once, on the primary.
     expect((await risksOf('xid_age')).filter((r) => r.subject === 'postgres')).toHaveLength(1);
-    expect((await risksOf('xid_age', 'rs')).length).toBe(0);
+    expect(found!.fix).toMatchObject({ action: 'vacuum-freeze', href: expect.stringContaining('p.database=postgres') as unknown });
+  });
+
+  it('clears it by Vacuum freeze, in waves, measured', async () => {
+    const herds = [await herdOf('rk'), await herdOf('rs')];
+    expect((await risksOf('xid_age', 'rs')).map((r) => r.subject)).toContain('postgres');
+    const waves = wavesSchema.parse({ size: 1 });
+    const plan = await planOperation(db, SYSTEM_ACCESS, vacuumFreezeAction, herds, {}, waves);
+    expect(plan.targets.map((t) => t.refused ?? null)).toEqual([null, null]);
+    expect(JSON.stringify(plan.targets[0]!.facts)).toMatch(
+      /"label":"postgres","value":"age [\d,]+ \(multixacts \d+\); \d+ tables to freeze, oldest /,
+    );
+    const { id } = await submitOperation(
+      db,
+      worker.queue,
+      vacuumFreezeAction,
+      { herdIds: herds, params: {}, waves, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'vacuum-waves' },
+      { id: null, username: 'test', access: SYSTEM_ACCESS },
+    );
+    const r = await waitForOperation(db, id);
+    expect(r.op.status, JSON.stringify(r.steps.map((x) => [x.name, x.status, x.stderrTail]))).toBe('succeeded');
+    // One herd a wave: the second waited for the first.
+    expect(new Set(r.targets.map((t) => t.wave)).size).toBe(2);
+    for (const t of r.targets) expect(t.outcome).toMatch(/postgres: age [\d,]+ -> [\d,]+, \d+ tables? frozen/);
+    const [after] = await query<{ age: string }>(
+      url(primaryOf('rk')),
+      "SELECT age(datfrozenxid)::text AS age FROM pg_database WHERE datname = 'postgres'",
+    );
+    expect(Number(after!.age)).toBeLessThan(25_000);
+    await new Promise((res) => setTimeout(res, 1100));
+    await pass();
+    expect((await risksOf('xid_age')).filter((x) => x.subject === 'postgres')).toEqual([]);
+    expect((await risksOf('xid_age', 'rs')).filter((x) => x.subject === 'postgres')).toEqual([]);
+    // Nothing old enough now: refused, with the reason.
+    expect(await refusalOf(vacuumFreezeAction, [herds[0]!], {})).toMatch(/is old enough to need a freeze/);
   });
 
   it('finds a forgotten slot with the WAL it keeps under a writer, and acknowledges it until it grows past its step', async () => {
@@ -220,7 +279,36 @@ describe('risks found by the refresh and the judge', () => {
     expect((await risksOf('slot')).find((r) => r.subject === 'forgotten')!.counted).toBe(true);
   });
 
-  it('finds a transaction left idle, with what it holds back, and clears it once the session ends', async () => {
+  it('drops the forgotten slot, and refuses one a replica streams from', async () => {
+    const p = primaryOf('rk');
+    const r = replicaOf('rk');
+    const id = await instanceOf(p);
+    const slot = (await risksOf('slot')).find((x) => x.subject === 'forgotten')!;
+    expect(slot.fix).toMatchObject({ action: 'drop-slot', href: expect.stringContaining(`ids=${id}&p.slot=forgotten`) as unknown });
+    expect(await refusalOf(dropSlotAction, [id], { slot: 'nope' })).toMatch(/there is no slot nope on/);
+    await expect(planOperation(db, SYSTEM_ACCESS, dropSlotAction, [id], { slot: "x'); DROP TABLE burn; --" })).rejects.toThrow(
+      /replication slot name/,
+    );
+    // The replica streams through a slot of its own now: that slot is refused.
+    await query(url(p), "SELECT pg_create_physical_replication_slot('standby_slot', true)");
+    await query(url(r), "ALTER SYSTEM SET primary_slot_name = 'standby_slot'");
+    await query(url(r), 'SELECT pg_reload_conf()');
+    const active = async () =>
+      (await query<{ a: boolean }>(url(p), "SELECT active AS a FROM pg_replication_slots WHERE slot_name = 'standby_slot'"))[0]?.a;
+    for (let i = 0; i < 100 && !(await active()); i++) await new Promise((res) => setTimeout(res, 100));
+    expect(await active()).toBe(true);
+    expect(await refusalOf(dropSlotAction, [id], { slot: 'standby_slot' })).toMatch(/standby_slot is active: process \d+ streams from it/);
+    const run = await runOperation(db, worker.queue, dropSlotAction, { instanceIds: [id] }, { slot: 'forgotten' });
+    expect(run.op.status, JSON.stringify(run.steps.map((x) => [x.name, x.status, x.stderrTail]))).toBe('succeeded');
+    expect(run.targets[0]!.outcome).toMatch(/slot forgotten dropped \(it kept [\d.]+ MiB of WAL\)/);
+    expect(await query(url(p), "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'forgotten'")).toEqual([]);
+    expect(await query(url(p), "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'standby_slot'")).toHaveLength(1);
+    await new Promise((res) => setTimeout(res, 1100));
+    await pass();
+    expect((await risksOf('slot')).map((x) => x.subject)).toEqual([]);
+  });
+
+  it('finds a transaction left idle, with what it holds back, and ends it by End session', async () => {
     const p = primaryOf('rk');
     const c = new pg.Client({ connectionString: url(p) });
     await c.connect();
@@ -236,7 +324,25 @@ describe('risks found by the refresh and the judge', () => {
     expect(found!.facts).toMatchObject({ pid, user: 'postgres', database: 'postgres', idle: true });
     expect(found!.facts.xminAge).toBeGreaterThan(0);
     expect(found!.measure).toBeGreaterThanOrEqual(12);
-    await c.end();
+    // Ended by the action: the plan names the session, and only that session is ended.
+    c.on('error', () => {});
+    const id = await instanceOf(p);
+    const plan = await planOperation(db, SYSTEM_ACCESS, endSessionAction, [id], { session: found!.subject });
+    expect(plan.targets[0]!.refused ?? null).toBeNull();
+    expect(JSON.stringify(plan.targets[0]!.facts)).toMatch(/idle in transaction, its transaction open \d+ s/);
+    expect(JSON.stringify(plan.targets[0]!.facts)).toContain('SELECT pg_backend_pid() AS pid');
+    const r = await runOperation(db, worker.queue, endSessionAction, { instanceIds: [id] }, { session: found!.subject });
+    expect(r.op.status, JSON.stringify(r.steps.map((x) => [x.name, x.status, x.stderrTail]))).toBe('succeeded');
+    expect(r.targets[0]!.outcome).toMatch(new RegExp(`session ${pid} of postgres ended`));
+    await expect(c.query('SELECT 1')).rejects.toThrow();
+    await c.end().catch(() => {});
+    // The session is no longer there: refused, with the reason; a malformed one is a bad parameter.
+    expect(await refusalOf(endSessionAction, [id], { session: found!.subject })).toMatch(
+      /is no longer on .*: it ended, or its pid is another session's now/,
+    );
+    await expect(planOperation(db, SYSTEM_ACCESS, endSessionAction, [id], { session: `${pid}; DROP TABLE burn` })).rejects.toThrow(
+      /pid@backend_start/,
+    );
     await new Promise((res) => setTimeout(res, 1100));
     await pass();
     expect((await risksOf('long_transaction')).find((x) => x.subject.startsWith(`${pid}@`))).toBeUndefined();
@@ -298,7 +404,7 @@ describe("a viewer of rs sees none of rk's risks", () => {
     for (const q of ['?severity=bad', '?kind=nope', '?environment=x', '?counted=2', '?other=1'])
       expect((await call(risksRoute.GET as Handler, `/api/v1/risks${q}`, rootToken)).status, q).toBe(400);
     const rootMetrics = await call(metricsRoute.GET, '/api/v1/metrics', rootToken);
-    expect(rootMetrics.text).toMatch(/pgherd_risks\{environment="rk",kind="slot",severity="warning"\} 1/);
+    expect(rootMetrics.text).toMatch(/pgherd_risks\{environment="rk",kind="certificate",severity="critical"\} 1/);
     const viewerMetrics = await call(metricsRoute.GET, '/api/v1/metrics', viewerToken);
     expect(viewerMetrics.status).toBe(200);
     expect(viewerMetrics.text).toContain('pgherd_risks');

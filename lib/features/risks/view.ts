@@ -87,19 +87,31 @@ export function fixOf(r: {
   switch (r.kind) {
     case 'xid_age':
     case 'mxid_age':
-      return none(
-        'Vacuum freeze',
-        `VACUUM (FREEZE) the oldest tables of ${said(r.facts.database ?? r.subject)}, then look for what holds vacuum back (a long transaction, a slot, a prepared transaction)`,
-      );
+      return {
+        action: 'vacuum-freeze',
+        label: 'Vacuum freeze',
+        how: `VACUUM (FREEZE) of the oldest tables of ${said(r.facts.database ?? r.subject)}; then look for what held vacuum back (a long transaction, a slot)`,
+        href: planHref('vacuum-freeze', herd, { database: r.subject }),
+      };
     case 'slot':
       return r.facts.active
         ? none(
             'Find its consumer',
             `the slot is in use: its consumer (pid ${said(r.facts.activePid)}) is behind; make it catch up, or drop the slot once it is stopped`,
           )
-        : none('Drop the slot', `pg_drop_replication_slot('${r.subject}') once no replica or subscriber needs it`);
+        : {
+            action: 'drop-slot',
+            label: 'Drop the slot',
+            how: 'refused while any replica of the herd names it, or does not answer',
+            href: r.instanceId === null ? null : planHref('drop-slot', [r.instanceId], { slot: r.subject }),
+          };
     case 'long_transaction':
-      return none('End the session', `pg_terminate_backend(${said(r.facts.pid)}) once its owner agrees`);
+      return {
+        action: 'end-session',
+        label: 'End the session',
+        how: 'pg_terminate_backend, only if it is still that session',
+        href: r.instanceId === null ? null : planHref('end-session', [r.instanceId], { session: r.subject }),
+      };
     case 'certificate':
       return none('Renew the certificate', "issue a new one from the environment's CA, put it in place and reload");
     case 'single_member':
