@@ -100,9 +100,9 @@ export const environments = pgTable(
     // The object set (roles, databases, extensions, access rules) every herd of the environment inherits; see objectSets.
     objectSetId: integer('object_set_id').references((): AnyPgColumn => objectSets.id, { onDelete: 'restrict' }),
     // The risks' thresholds where the environment sets its own (lib/fleet/risks/thresholds.ts): a key
-    // left out takes the default.
+    // left out takes the default; `ignore` lists kinds not judged there.
     riskThresholds: jsonb('risk_thresholds')
-      .$type<Record<string, number>>()
+      .$type<Record<string, number | string[]>>()
       .notNull()
       .default(sql`'{}'::jsonb`),
     ...timestamps,

@@ -28,6 +28,7 @@ export default async function RisksPage({ searchParams }: { searchParams: Promis
       <p className="help">
         What will page someone later if nobody looks now, found from what the refresh and the agents read: {v.summary}. Thresholds are per
         environment (docs/risks.md). An acknowledged risk stops counting until it expires, gets worse by its step, or turns critical.
+        {v.ignored.length ? ` Not judged: ${v.ignored.join('; ')} (the environment's risk thresholds).` : ''}
       </p>
       <nav className="filters" aria-label="Filters" data-testid="risk-filters">
         {v.facets.map((f) => (

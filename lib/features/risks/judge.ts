@@ -8,7 +8,7 @@ import type { RiskReading } from '@/lib/fleet/risks/read-risks';
 import { setting } from '@/lib/settings/settings';
 import { pendingMaintenance } from '@/lib/features/upgrades/pending';
 import { countsDespiteAck, findRisks, type Finding, type HerdInput, type Severity } from './find';
-import { thresholdsOf, type Thresholds } from '@/lib/fleet/risks/thresholds';
+import { ignoredKinds, thresholdsOf, type Thresholds } from '@/lib/fleet/risks/thresholds';
 
 export interface JudgeSummary {
   found: number;
@@ -40,7 +40,9 @@ const HOUR_MS = 3_600_000;
 const MAX_SAMPLES = 7 * 24 + 1;
 
 /** What the judge reads: every herd with its members and their last readings, and each environment's thresholds. */
-export async function loadRiskInputs(db: Db): Promise<{ herds: HerdInput[]; thresholds: Map<number, Thresholds> }> {
+export async function loadRiskInputs(
+  db: Db,
+): Promise<{ herds: HerdInput[]; thresholds: Map<number, Thresholds>; ignored: Map<number, Set<string>> }> {
   const staleMs = STALE_READS * setting('PGHERD_RISKS_READ_MS');
   const rows = await db.execute<MemberRow>(sql`
     SELECT i.id, i.herd_id, h.environment_id, h.name AS herd, h.control_driver, i.role, i.state, i.site, i.zone,
@@ -78,7 +80,11 @@ export async function loadRiskInputs(db: Db): Promise<{ herds: HerdInput[]; thre
     });
   }
   const envs = await db.execute<{ id: number; t: Record<string, unknown> }>(sql`SELECT id, risk_thresholds AS t FROM environments`);
-  return { herds: [...herds.values()], thresholds: new Map(envs.rows.map((e) => [e.id, thresholdsOf(e.t)])) };
+  return {
+    herds: [...herds.values()],
+    thresholds: new Map(envs.rows.map((e) => [e.id, thresholdsOf(e.t)])),
+    ignored: new Map(envs.rows.map((e) => [e.id, ignoredKinds(e.t)])),
+  };
 }
 
 type KeptRow = {
@@ -177,8 +183,10 @@ export async function keepFindings(db: Db, findings: Finding[], now = new Date()
 /** One pass of the judge. */
 export async function judgeRisks(db: Db, now = new Date()): Promise<JudgeSummary> {
   const t0 = performance.now();
-  const { herds, thresholds } = await loadRiskInputs(db);
-  const findings = findRisks(herds, (id) => thresholds.get(id) ?? thresholdsOf(null), now);
+  const { herds, thresholds, ignored } = await loadRiskInputs(db);
+  const findings = findRisks(herds, (id) => thresholds.get(id) ?? thresholdsOf(null), now).filter(
+    (f) => !ignored.get(f.environmentId)?.has(f.kind),
+  );
   const r = await keepFindings(db, findings, now);
   return { found: findings.length, ...r, ms: performance.now() - t0 };
 }

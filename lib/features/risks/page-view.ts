@@ -1,6 +1,8 @@
 // The Risks page's view model: the filters from the address (a bad value falls back to none), the rows
 // with their measure and trend in words, and the facets as links.
+import { sql } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
+import { ignoredKinds } from '@/lib/fleet/risks/thresholds';
 import { KIND_INFO, RISK_KINDS, type RiskKind, type Severity } from './find';
 import { isRiskKind, listRisks, riskCounts, type RiskFilters, type RiskView } from './view';
 
@@ -51,8 +53,17 @@ export async function risksPageView(db: Queries, scope: number[] | null, envs: {
     label,
     options: options.map((o) => ({ label: o.label, href: href({ [name]: o.value }), selected: (base[name] || undefined) === o.value })),
   });
+  const own = envs.length
+    ? await db.execute<{ name: string; t: Record<string, unknown> }>(sql`
+        SELECT name, risk_thresholds AS t FROM environments WHERE id = ANY(${sql.param(envs.map((e) => e.id))}::int[]) ORDER BY name`)
+    : { rows: [] };
+  const ignored = own.rows.flatMap((e) => {
+    const k = [...ignoredKinds(e.t)];
+    return k.length ? [`${e.name} ignores ${k.join(', ')}`] : [];
+  });
   return {
     rows,
+    ignored,
     summary: `${String(n('critical'))} critical and ${String(n('warning'))} warnings count now, ${String(acked)} acknowledged`,
     facets: [
       facet('environment', 'Environment', [

@@ -38,6 +38,9 @@ import { endSessionAction } from '@/lib/actions/maintenance/end-session.action';
 import { judgeRisks } from './judge';
 import { listRisks, riskCounts } from './view';
 import { acknowledgeRisk } from './acknowledge';
+import { saveObject } from '@/lib/features/admin/mutations';
+import { loadObject } from '@/lib/features/admin/change-form-data';
+import { environmentsAdmin } from '@/lib/features/admin/models/environments.admin';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'risks-test.json');
 let lab: LabInfo;
@@ -112,9 +115,9 @@ beforeAll(async () => {
   closeDb = () => c.pool.end();
   for (const e of await db.select().from(environments)) env.set(e.name, e.id);
   // Thresholds the lab reaches in seconds: a database 50,000 transactions from its last freeze, a transaction open 12 s.
-  await db.execute(
-    sql`UPDATE environments SET risk_thresholds = ${JSON.stringify({ xidAgeWarning: 50_000, transactionWarningSeconds: 12, transactionCriticalSeconds: 3600 })}::jsonb`,
-  );
+  // (The lab runs fsync off on purpose, and its environments ignore that kind: so do these.)
+  const t = { xidAgeWarning: 50_000, transactionWarningSeconds: 12, transactionCriticalSeconds: 3600, ignore: ['fsync_off'] };
+  await db.execute(sql`UPDATE environments SET risk_thresholds = ${JSON.stringify(t)}::jsonb`);
   const [root] = await db.insert(users).values({ username: 'rk-root', source: 'local', isSuperuser: true }).returning();
   const [viewer] = await db.insert(users).values({ username: 'rs-viewer', source: 'local' }).returning();
   const [op] = await db.insert(users).values({ username: 'rk-operator', source: 'local' }).returning();
@@ -386,6 +389,47 @@ describe('risks found by the refresh and the judge', () => {
       SELECT event, payload->>'text' AS text FROM webhook_deliveries WHERE payload->>'text' LIKE '%slot told%' ORDER BY id`);
     expect(d.rows.map((x) => x.event)).toEqual(['risk.raised', 'risk.cleared']);
     expect(d.rows[0]!.text).toMatch(/^pgherd: herd rk\/alpha has a risk: warning: physical slot told on/);
+  });
+});
+
+describe('thresholds per environment', () => {
+  it('are set on the environment form, checked, and a bad one changes nothing', async () => {
+    const id = env.get('rs')!;
+    const current = (await loadObject(db, environmentsAdmin as never, id))!.values;
+    const before = (await db.select().from(environments)).find((e) => e.id === id)!.riskThresholds;
+    for (const [text, message] of [
+      ['{not json', /not JSON/],
+      ['{"xidAgeCritical": 10}', /xidAgeCritical \(10\) must be at least xidAgeWarning/],
+      ['{"bogus": 1}', /Unrecognized key|bogus/],
+      ['{"ignore": ["Bad Kind"]}', /a risk kind/],
+    ] as const) {
+      const r = await saveObject(
+        db,
+        environmentsAdmin as never,
+        id,
+        { ...current, riskThresholds: text },
+        { id: null, username: 'root', access: SYSTEM_ACCESS },
+      );
+      expect(r.ok, text).toBe(false);
+      expect(JSON.stringify(r), text).toMatch(message);
+    }
+    expect((await db.select().from(environments)).find((e) => e.id === id)!.riskThresholds).toEqual(before);
+    const ok = await saveObject(
+      db,
+      environmentsAdmin as never,
+      id,
+      { ...current, riskThresholds: '{"xidAgeWarning": 40000, "ignore": ["fsync_off", "single_member"]}' },
+      { id: null, username: 'root', access: SYSTEM_ACCESS },
+    );
+    expect(ok.ok).toBe(true);
+    expect((await db.select().from(environments)).find((e) => e.id === id)!.riskThresholds).toEqual({
+      xidAgeWarning: 40000,
+      ignore: ['fsync_off', 'single_member'],
+    });
+    // Ignored kinds are not judged: no fsync finding anywhere in this lab.
+    await pass();
+    expect(await risksOf('fsync_off')).toEqual([]);
+    expect(await risksOf('fsync_off', 'rs')).toEqual([]);
   });
 });
 

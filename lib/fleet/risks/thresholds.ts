@@ -31,9 +31,16 @@ export type Thresholds = Record<ThresholdName, number>;
 
 export const DEFAULT_THRESHOLDS = Object.fromEntries(Object.entries(THRESHOLDS).map(([k, v]) => [k, v.default])) as Thresholds;
 
-/** What an environment may set: known names, positive numbers, each critical beyond its warning. */
+/** What an environment may set: known names, positive numbers, each critical beyond its warning; and kinds it ignores. */
 export const thresholdsSchema = z
-  .object(
+  .object({
+    /** Kinds not judged in the environment at all (a lab that runs with fsync off on purpose): said on the Risks page. */
+    ignore: z
+      .array(z.string().regex(/^[a-z_]{1,40}$/, 'a risk kind, such as fsync_off'))
+      .max(20)
+      .optional(),
+  })
+  .extend(
     Object.fromEntries(Object.keys(THRESHOLDS).map((k) => [k, z.number().positive().optional()])) as Record<
       ThresholdName,
       z.ZodOptional<z.ZodNumber>
@@ -58,6 +65,12 @@ export const thresholdsSchema = z
         });
   });
 
+/** The kinds an environment does not judge (its risk_thresholds' `ignore`). */
+export function ignoredKinds(own: Record<string, unknown> | null | undefined): Set<string> {
+  const list = own?.ignore;
+  return new Set(Array.isArray(list) ? list.filter((k): k is string => typeof k === 'string') : []);
+}
+
 /** An environment's thresholds: its own over the defaults (what it holds that no longer parses is ignored, key by key). */
 export function thresholdsOf(own: Record<string, unknown> | null | undefined): Thresholds {
   const out = { ...DEFAULT_THRESHOLDS };
@@ -65,3 +78,28 @@ export function thresholdsOf(own: Record<string, unknown> | null | undefined): T
     if (k in THRESHOLDS && typeof v === 'number' && Number.isFinite(v) && v > 0) out[k as ThresholdName] = v;
   return out;
 }
+
+/** The environment form's text: JSON that thresholdsSchema takes (empty: the defaults), as the object kept. */
+export const riskThresholdsText = z
+  .string()
+  .trim()
+  .max(4000)
+  .transform((text, ctx) => {
+    if (!text) return {};
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'not JSON: an object such as {"xidAgeWarning": 400000000}' });
+      return z.NEVER;
+    }
+    const parsed = thresholdsSchema.safeParse(raw);
+    if (!parsed.success) {
+      ctx.addIssue({
+        code: 'custom',
+        message: parsed.error.issues.map((i) => `${i.path.join('.') || 'thresholds'}: ${i.message}`).join('; '),
+      });
+      return z.NEVER;
+    }
+    return parsed.data;
+  });

@@ -5,6 +5,7 @@ import { defineAdmin } from '../define-admin';
 import { f, tableForm } from '../form-fields';
 import { parameterGroupsAdmin } from './parameter-groups.admin';
 import { objectSetsAdmin } from './object-sets.admin';
+import { riskThresholdsText } from '@/lib/fleet/risks/thresholds';
 
 export const environmentsAdmin = defineAdmin({
   name: 'environments',
@@ -57,6 +58,12 @@ export const environmentsAdmin = defineAdmin({
       help: 'The roles, databases, extensions and access rules every herd here should have, unless the herd has a set (docs/fleet-objects.md).',
       references: () => objectSetsAdmin,
       schema: f.optionalRelation(),
+    },
+    riskThresholds: {
+      label: 'Risk thresholds',
+      help: 'JSON: the thresholds this environment sets over the defaults, and the kinds it ignores, e.g. {"xidAgeWarning": 400000000, "ignore": ["checksums_off"]} (docs/risks.md). Empty: the defaults.',
+      input: { type: 'textarea' },
+      schema: riskThresholdsText,
     },
   }),
   uniqueErrors: { environments_name_key: ['name', 'An environment with this name already exists.'] },
