@@ -12,6 +12,7 @@ import { pendingMaintenanceRoute } from './upgrades';
 import { auditExportRoute } from './audit';
 import { drScorecardRoute, herdBackupsRoute, recoverabilityRoute } from './scorecards';
 import { ackRoute, risksRoute, scopedMetricsRoute, unackRoute } from './risks';
+import { drPairsRoute, groupsRoute, herdSettingsRoute, policiesRoute, restoreWindowRoute } from './fleet-config';
 import {
   approveOperationRoute,
   denyOperationRoute,
@@ -86,6 +87,11 @@ export const API_ROUTES: RouteSpec[] = [
   ackRoute,
   unackRoute,
   scopedMetricsRoute,
+  drPairsRoute,
+  policiesRoute,
+  groupsRoute,
+  herdSettingsRoute,
+  restoreWindowRoute,
   listInstances,
   listHerds,
   herdLagRoute,
