@@ -1868,3 +1868,30 @@ export const risks = pgTable(
     check('risks_severity_check', sql`${t.severity} IN ('warning', 'critical')`),
   ],
 );
+
+// What each instance's agent last said of its filesystems (lib/agent/collect.ts diskOf): the data
+// directory's and pg_wal's, free (to an unprivileged writer) and in all. One row an instance.
+export const diskReadings = pgTable('disk_readings', {
+  instanceId: bigint('instance_id', { mode: 'number' })
+    .primaryKey()
+    .references(() => instances.id, { onDelete: 'cascade' }),
+  dataFree: bigint('data_free', { mode: 'number' }).notNull(),
+  dataTotal: bigint('data_total', { mode: 'number' }).notNull(),
+  walFree: bigint('wal_free', { mode: 'number' }),
+  walTotal: bigint('wal_total', { mode: 'number' }),
+  readAt: timestamp('read_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+// The space used on each instance's filesystems, one sample an hour (the first report of the hour), kept a
+// week and a day: the growth the days-to-full risk projects (lib/features/risks). History: no foreign key.
+export const diskSamples = pgTable(
+  'disk_samples',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    instanceId: bigint('instance_id', { mode: 'number' }).notNull(),
+    hour: timestamp('hour', { withTimezone: true }).notNull(),
+    dataUsed: bigint('data_used', { mode: 'number' }).notNull(),
+    walUsed: bigint('wal_used', { mode: 'number' }),
+  },
+  (t) => [uniqueIndex('disk_samples_key').on(t.instanceId, t.hour), index('disk_samples_hour_idx').on(t.hour)],
+);

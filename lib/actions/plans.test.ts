@@ -973,6 +973,8 @@ describe('an action is its plan', () => {
                 query: 'UPDATE t',
                 backendStart: start,
                 superuser: false,
+                clientBackend: true,
+                own: false,
               };
         const prepared = new Map([[primary.id, reading]]);
         const params = a.name === 'drop-slot' ? { slot: 'old' } : { session: `42@${start}` };

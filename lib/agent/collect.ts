@@ -4,7 +4,7 @@
 import pg from 'pg';
 import { TIMELINE_SQL } from '@/lib/agent/timeline-sql';
 import type { InstanceReport } from './report';
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -61,6 +61,32 @@ interface Row {
   conf: Date;
 }
 
+/** A filesystem's space as statfs says: what an unprivileged writer may still use (bavail), and its size. */
+function space(dir: string): { freeBytes: number; totalBytes: number } {
+  const s = statfsSync(dir);
+  return { freeBytes: s.bavail * s.bsize, totalBytes: Math.max(1, s.blocks * s.bsize) };
+}
+
+type Space = { freeBytes: number; totalBytes: number };
+
+/**
+ * The data directory's filesystem and pg_wal's (it may link to another; its own only where the agent may
+ * look inside the data directory: as the instance's user or root). Left out when the host does not say.
+ */
+export function diskOf(dataDirectory: string): { disk?: { data: Space; wal?: Space } } {
+  let data: Space;
+  try {
+    data = space(dataDirectory);
+  } catch {
+    return {};
+  }
+  try {
+    return { disk: { data, wal: space(path.join(dataDirectory, 'pg_wal')) } };
+  } catch {
+    return { disk: { data } };
+  }
+}
+
 function binDirField(dataDirectory: string): { binDir?: string } {
   const d = binDirOf(dataDirectory);
   return d ? { binDir: d } : {};
@@ -81,6 +107,7 @@ export async function collectInstance(conn: pg.ClientConfig): Promise<InstanceRe
       majorVersion: r.major,
       serverVersionNum: r.vnum,
       ...binDirField(r.datadir),
+      ...diskOf(r.datadir),
       systemIdentifier: r.sysid,
       inRecovery: r.rec,
       timeline: r.tli,

@@ -36,6 +36,23 @@ export const replicaSchema = z
   })
   .strict();
 
+/** A filesystem's size and what an unprivileged writer may still use of it, in bytes. */
+const fsSpace = z
+  .object({
+    freeBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 53),
+    totalBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(2 ** 53),
+  })
+  .strict()
+  .refine((s) => s.freeBytes <= s.totalBytes, 'freeBytes at most totalBytes');
+
 export const instanceReportSchema = z
   .object({
     port,
@@ -76,6 +93,8 @@ export const instanceReportSchema = z
       .regex(/^\/[^\n\0]*$/, 'an absolute path')
       .optional(),
     startedAt: z.iso.datetime({ offset: true }).optional(),
+    /** The filesystems of its data directory and of its WAL (pg_wal, wherever it links; absent where the agent may not look inside), as statfs says. */
+    disk: z.object({ data: fsSpace, wal: fsSpace.optional() }).strict().optional(),
     /** The Patroni that runs it: its cluster's scope and its REST address. */
     patroni: z
       .object({

@@ -25,7 +25,7 @@ const unlessCleared = async (fn: () => Promise<void>) => {
   try {
     await fn();
   } catch (err) {
-    if (!(err instanceof RiskError) || err.status !== 404) throw err;
+    if (!(err instanceof RiskError) || err.status === 400) throw err;
   }
 };
 

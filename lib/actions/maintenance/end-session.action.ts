@@ -15,7 +15,12 @@ const SESSION = /^(\d{1,10})@(\d{4}-\d{2}-\d{2}T[0-9:.+\-Z]{8,40})$/;
 
 export const endSessionParams = z
   .object({
-    session: z.string().trim().regex(SESSION, 'a session as pid@backend_start (the Risks page fills it in)').optional(),
+    session: z
+      .string()
+      .trim()
+      .regex(SESSION, 'a session as pid@backend_start (the Risks page fills it in)')
+      .refine((v) => !Number.isNaN(Date.parse(v.slice(v.indexOf('@') + 1))), 'a session as pid@backend_start, backend_start a real time')
+      .optional(),
   })
   .strict();
 
@@ -30,11 +35,16 @@ interface SessionNow {
   query: string;
   backendStart: string;
   superuser: boolean;
+  /** Whether it is a client's session (not a walsender, an autovacuum worker or another background process). */
+  clientBackend: boolean;
+  /** Whether it is pgherd's own: its role is the one pgherd connects as. */
+  own: boolean;
 }
 
 const SESSION_SQL = `SELECT a.pid, a.usename AS user, a.datname AS database, a.client_addr::text AS client, a.application_name AS application,
   a.state, extract(epoch FROM now() - a.xact_start)::float8 AS "xactSeconds", left(split_part(a.query, E'\\n', 1), 200) AS query,
-  to_json(a.backend_start)#>>'{}' AS "backendStart", coalesce(r.rolsuper, false) AS superuser
+  to_json(a.backend_start)#>>'{}' AS "backendStart", coalesce(r.rolsuper, false) AS superuser,
+  a.backend_type = 'client backend' AS "clientBackend", a.usename = current_user AS own
   FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
   WHERE a.pid = $1 AND a.backend_start = $2::timestamptz`;
 
@@ -79,7 +89,13 @@ export const endSessionAction = defineAction({
         'gone',
         `session ${String(s.pid)} started ${s.start} is no longer on ${t.label}: it ended, or its pid is another session's now`,
       );
-    if (r.application.startsWith('pgherd')) return refuse('in-use', `session ${String(s.pid)} is pgherd's own (${r.application})`);
+    // pgherd's own by its role, never by the application name a client chooses.
+    if (r.own) return refuse('in-use', `session ${String(s.pid)} is pgherd's own (${r.user ?? '?'})`);
+    if (!r.clientBackend)
+      return refuse(
+        'not-applicable',
+        `process ${String(s.pid)} is not a client's session (a walsender, a background worker): End session ends clients' sessions only`,
+      );
     return {
       facts: [
         {
@@ -89,6 +105,7 @@ export const endSessionAction = defineAction({
         { label: 'State', value: `${r.state ?? '?'}, its transaction open ${ago(r.xactSeconds)}` },
         { label: 'Statement', value: r.query || '(none)' },
       ],
+      warnings: r.superuser ? [`${r.user ?? '?'} is a superuser: their transaction is rolled back as anyone's`] : [],
       steps: [
         {
           name: `end session ${String(s.pid)}`,

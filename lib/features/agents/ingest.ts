@@ -254,6 +254,44 @@ export async function ingestReport(db: Db, server: AgentServer, report: Report):
 }
 
 /**
+ * The filesystems each running instance's agent reported: the reading replaced, and the hour's sample
+ * made by the hour's first report (the days-to-full risk's growth; lib/features/risks). An instance
+ * the inventory does not have (yet) is left out.
+ */
+async function recordDisks(db: Db, items: { server: AgentServer; report: Report }[]): Promise<void> {
+  const rows = items.flatMap(({ server, report }) =>
+    report.instances.flatMap((i) =>
+      i.state === 'running' && i.disk
+        ? [
+            {
+              server_id: server.id,
+              port: i.port,
+              data_free: i.disk.data.freeBytes,
+              data_total: i.disk.data.totalBytes,
+              wal_free: i.disk.wal?.freeBytes ?? null,
+              wal_total: i.disk.wal?.totalBytes ?? null,
+            },
+          ]
+        : [],
+    ),
+  );
+  if (!rows.length) return;
+  await db.execute(sql`
+    WITH r AS (
+      SELECT i.id, x.data_free, x.data_total, x.wal_free, x.wal_total
+      FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS x(server_id int, port int, data_free bigint, data_total bigint, wal_free bigint, wal_total bigint)
+      JOIN instances i ON i.server_id = x.server_id AND i.port = x.port),
+    kept AS (
+      INSERT INTO disk_readings (instance_id, data_free, data_total, wal_free, wal_total, read_at)
+      SELECT id, data_free, data_total, wal_free, wal_total, now() FROM r
+      ON CONFLICT (instance_id) DO UPDATE SET data_free = EXCLUDED.data_free, data_total = EXCLUDED.data_total,
+        wal_free = EXCLUDED.wal_free, wal_total = EXCLUDED.wal_total, read_at = EXCLUDED.read_at)
+    INSERT INTO disk_samples (instance_id, hour, data_used, wal_used)
+    SELECT id, date_trunc('hour', now()), data_total - data_free, wal_total - wal_free FROM r
+    ON CONFLICT (instance_id, hour) DO NOTHING`);
+}
+
+/**
  * Reports from different servers written together (the ingest queue batches the reports that arrive
  * while a write is in progress): one statement for all of them, plus, when a report names a system
  * identifier no herd has, a transaction that creates those herds before the statement runs again.
@@ -316,6 +354,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
   }
   await recordPatroni(db, items);
   await recordBuilds(db, items);
+  await recordDisks(db, items);
   // Instances whose system identifier is a herd's in another environment were left out by the statement;
   // recorded after it stamped each server's last report (the health panel shows what its latest one held).
   const conflicts = rows.flatMap((r) => r.held);

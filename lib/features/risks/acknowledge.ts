@@ -11,7 +11,7 @@ import { isPlainText, NO_TRICKS } from '@/lib/adapters/validation/text';
 
 export class RiskError extends Error {
   constructor(
-    readonly status: 400 | 404,
+    readonly status: 400 | 404 | 409,
     message: string,
   ) {
     super(message);
@@ -93,7 +93,9 @@ export async function unacknowledgeRisk(db: Db, actor: Actor, id: number): Promi
   await db.transaction(async (tx) => {
     const r = await tx.execute<{ by: string | null }>(sql`
       UPDATE risks r SET ack_by = NULL, ack_reason = NULL, ack_until = NULL, ack_measure = NULL, ack_step = NULL, ack_severity = NULL, counted = true
-      FROM (SELECT ack_by FROM risks WHERE id = ${id}) old WHERE r.id = ${id} RETURNING old.ack_by AS by`);
+      FROM (SELECT ack_by FROM risks WHERE id = ${id} FOR UPDATE) old WHERE r.id = ${id} AND old.ack_by IS NOT NULL RETURNING old.ack_by AS by`);
+    // Nothing to take back: said, and nothing audited.
+    if (!r.rows.length) throw new RiskError(409, `risk #${String(id)} is not acknowledged`);
     await writeAudit(tx, {
       user: actor,
       remoteAddr: actor.remoteAddr,

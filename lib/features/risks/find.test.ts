@@ -174,3 +174,16 @@ describe('samples and trend', () => {
     expect(trendOf('slot', [[0, 10]]).direction).toBe('new');
   });
 });
+
+describe('fixes', () => {
+  it('send template0 to autovacuum and a name with control characters to a person, never to a form', async () => {
+    const { fixOf } = await import('./view');
+    const base = { herdId: 3, instanceId: 9, facts: {} };
+    expect(fixOf({ ...base, kind: 'xid_age', subject: 'app', facts: { allowConn: true } }).action).toBe('vacuum-freeze');
+    expect(fixOf({ ...base, kind: 'xid_age', subject: 'template0', facts: { allowConn: false } })).toMatchObject({
+      action: null,
+      href: null,
+    });
+    expect(fixOf({ ...base, kind: 'slot', subject: 'bad\u001b[31m', facts: {} })).toMatchObject({ action: null, href: null });
+  });
+});

@@ -4,21 +4,9 @@
 import type { RiskReading } from '@/lib/fleet/risks/read-risks';
 import { END_OF_LIFE } from '@/lib/features/upgrades/campaign';
 import type { Thresholds } from '@/lib/fleet/risks/thresholds';
+import { RISK_KINDS } from '@/lib/fleet/risks/kinds';
 
-export const RISK_KINDS = [
-  'xid_age',
-  'mxid_age',
-  'slot',
-  'long_transaction',
-  'certificate',
-  'single_member',
-  'one_site',
-  'checksums_off',
-  'fsync_off',
-  'full_page_writes_off',
-  'major_eol',
-  'minor_behind',
-] as const;
+export { RISK_KINDS };
 export type RiskKind = (typeof RISK_KINDS)[number];
 export type Severity = 'warning' | 'critical';
 
@@ -36,7 +24,16 @@ export const KIND_INFO: Record<RiskKind, { label: string; lowerIsWorse: boolean 
   full_page_writes_off: { label: 'full_page_writes off', lowerIsWorse: false },
   major_eol: { label: 'Major at end of life', lowerIsWorse: true },
   minor_behind: { label: 'Minor release behind', lowerIsWorse: false },
+  disk_full_soon: { label: 'Disk full soon', lowerIsWorse: true },
+  disk_low: { label: 'Disk space low', lowerIsWorse: true },
 };
+
+/** A filesystem as the agent last reported it, and its growth a day over the last week (null: not enough samples). */
+export interface FsInput {
+  freeBytes: number;
+  totalBytes: number;
+  growthPerDay: number | null;
+}
 
 export interface MemberInput {
   instanceId: number;
@@ -49,6 +46,8 @@ export interface MemberInput {
   serverVersionNum: number | null;
   pgVersion: number;
   reading: RiskReading | null;
+  /** Its data directory's filesystem and pg_wal's, from its agent (null: no agent, or no recent report). */
+  disk?: { data: FsInput; wal: FsInput | null } | null;
 }
 
 export interface HerdInput {
@@ -75,6 +74,10 @@ export interface Finding {
   facts: Record<string, unknown>;
 }
 
+/** A name from a member as words: control characters and text-direction marks shown as '?' (a log, a terminal, a chat). */
+export const printable = (v: string | null | undefined) =>
+  (v ?? '?').replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g, '?');
+
 const n = (x: number) => Math.round(x).toLocaleString('en-US');
 const bytes = (b: number) => {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -97,13 +100,52 @@ const duration = (s: number) =>
 
 const DAY_MS = 86_400_000;
 
+/** Days to full at its growth, and its share free, for each filesystem (pg_wal's only where it is another). */
+function diskFindings(m: MemberInput, t: Thresholds): Omit<Finding, 'key' | 'environmentId' | 'herdId' | 'instanceId'>[] {
+  const d = m.disk;
+  if (!d) return [];
+  const sameFs = (a: FsInput, b: FsInput) => a.totalBytes === b.totalBytes && Math.abs(a.freeBytes - b.freeBytes) < 64 * 1024 * 1024;
+  const fss: [string, FsInput][] = [['data', d.data], ...(d.wal && !sameFs(d.wal, d.data) ? [['wal', d.wal] as [string, FsInput]] : [])];
+  const out: Omit<Finding, 'key' | 'environmentId' | 'herdId' | 'instanceId'>[] = [];
+  for (const [which, fs] of fss) {
+    const what = which === 'data' ? 'data directory' : 'WAL (pg_wal)';
+    const pct = (fs.freeBytes / fs.totalBytes) * 100;
+    const facts = { filesystem: which, freeBytes: fs.freeBytes, totalBytes: fs.totalBytes, growthPerDay: fs.growthPerDay };
+    if (pct <= t.diskFreeWarningPercent)
+      out.push({
+        kind: 'disk_low',
+        subject: which,
+        severity: pct <= t.diskFreeCriticalPercent ? 'critical' : 'warning',
+        measure: Math.floor(pct * 10) / 10,
+        unit: 'percent free',
+        detail: `the ${what} of ${m.label} has ${bytes(fs.freeBytes)} free of ${bytes(fs.totalBytes)} (${pct.toFixed(1)}%)`,
+        facts,
+      });
+    if (fs.growthPerDay !== null && fs.growthPerDay > 0) {
+      const days = fs.freeBytes / fs.growthPerDay;
+      if (days <= t.diskDaysWarning)
+        out.push({
+          kind: 'disk_full_soon',
+          subject: which,
+          severity: days <= t.diskDaysCritical ? 'critical' : 'warning',
+          measure: Math.floor(days * 10) / 10,
+          unit: 'days',
+          detail: `the ${what} of ${m.label} is full in ${days.toFixed(1)} days at the last week's growth (${bytes(fs.growthPerDay)} a day; ${bytes(fs.freeBytes)} free)`,
+          facts: { ...facts, daysToFull: days },
+        });
+    }
+  }
+  return out;
+}
+
 function memberFindings(h: HerdInput, m: MemberInput, t: Thresholds, now: Date): Finding[] {
-  const r = m.reading;
-  if (!r) return [];
   const out: Finding[] = [];
   const base = { environmentId: h.environmentId, herdId: h.herdId, instanceId: m.instanceId };
   const add = (f: Omit<Finding, 'key' | 'environmentId' | 'herdId' | 'instanceId'>) =>
     out.push({ ...base, key: `${f.kind}:${String(m.instanceId)}:${f.subject}`, ...f });
+  for (const f of diskFindings(m, t)) add(f);
+  const r = m.reading;
+  if (!r) return out;
   // Ages: the primary's (a replica's are the primary's, replayed).
   if (m.role === 'primary')
     for (const d of r.databases) {
@@ -118,8 +160,8 @@ function memberFindings(h: HerdInput, m: MemberInput, t: Thresholds, now: Date):
           severity: age >= crit ? 'critical' : 'warning',
           measure: age,
           unit: kind === 'xid_age' ? 'transactions' : 'multixacts',
-          detail: `database ${d.name} on ${m.label}: ${kind === 'xid_age' ? 'age(datfrozenxid)' : 'mxid_age(datminmxid)'} ${n(age)}, ${((age / 2 ** 31) * 100).toFixed(1)}% of the way to wraparound (autovacuum forces a freeze from ${n(max)})`,
-          facts: { database: d.name, age, freezeMaxAge: max },
+          detail: `database ${printable(d.name)} on ${m.label}: ${kind === 'xid_age' ? 'age(datfrozenxid)' : 'mxid_age(datminmxid)'} ${n(age)}, ${((age / 2 ** 31) * 100).toFixed(1)}% of the way to wraparound (autovacuum forces a freeze from ${n(max)})`,
+          facts: { database: d.name, age, freezeMaxAge: max, allowConn: d.allowConn ?? true },
         });
       }
     }
@@ -142,7 +184,7 @@ function memberFindings(h: HerdInput, m: MemberInput, t: Thresholds, now: Date):
       severity: lost || retained >= t.slotRetainedCriticalBytes ? 'critical' : 'warning',
       measure: retained,
       unit: 'bytes',
-      detail: `${s.type} slot ${s.name} on ${m.label}: ${why.join(', ')}`,
+      detail: `${s.type} slot ${printable(s.name)} on ${m.label}: ${why.join(', ')}`,
       facts: { ...s },
     });
   }
@@ -156,7 +198,7 @@ function memberFindings(h: HerdInput, m: MemberInput, t: Thresholds, now: Date):
       severity: s.xactSeconds >= t.transactionCriticalSeconds ? 'critical' : 'warning',
       measure: s.xactSeconds,
       unit: 'seconds',
-      detail: `session ${String(s.pid)} of ${s.user ?? '?'} on ${s.database ?? '?'} (${m.label}): a transaction open ${duration(s.xactSeconds)}${idle ? `, idle in it for ${duration(s.stateSeconds ?? 0)}` : ''}${s.xminAge ? `, holding back vacuum by ${n(s.xminAge)} transactions` : ''}`,
+      detail: `session ${String(s.pid)} of ${printable(s.user)} on ${printable(s.database)} (${m.label}): a transaction open ${duration(s.xactSeconds)}${idle ? `, idle in it for ${duration(s.stateSeconds ?? 0)}` : ''}${s.xminAge ? `, holding back vacuum by ${n(s.xminAge)} transactions` : ''}`,
       facts: { ...s, idle },
     });
   }
@@ -169,7 +211,7 @@ function memberFindings(h: HerdInput, m: MemberInput, t: Thresholds, now: Date):
         severity: days <= t.certificateCriticalDays ? 'critical' : 'warning',
         measure: Math.floor(days * 10) / 10,
         unit: 'days',
-        detail: `the server certificate of ${m.label}${r.certificateSubject ? ` (${r.certificateSubject})` : ''} ${days < 0 ? `expired ${Math.ceil(-days)} days ago` : `expires in ${days.toFixed(1)} days`}, on ${r.certificateNotAfter.slice(0, 10)}`,
+        detail: `the server certificate of ${m.label}${r.certificateSubject ? ` (${printable(r.certificateSubject)})` : ''} ${days < 0 ? `expired ${Math.ceil(-days)} days ago` : `expires in ${days.toFixed(1)} days`}, on ${r.certificateNotAfter.slice(0, 10)}`,
         facts: { notAfter: r.certificateNotAfter, subject: r.certificateSubject },
       });
   }

@@ -79,6 +79,45 @@ export async function loadRiskInputs(
       reading: r.reading,
     });
   }
+  // Each member's filesystems as its agent last said (within the hour), and their growth a day over the
+  // last week of hourly samples (three at least: two hours of history).
+  const disks = await db.execute<{
+    id: string | number;
+    data_free: string | number;
+    data_total: string | number;
+    wal_free: string | number | null;
+    wal_total: string | number | null;
+    data_growth: string | number | null;
+    wal_growth: string | number | null;
+  }>(sql`
+    SELECT d.instance_id AS id, d.data_free, d.data_total, d.wal_free, d.wal_total,
+      CASE WHEN g.n >= 3 THEN g.data_growth END AS data_growth, CASE WHEN g.n >= 3 THEN g.wal_growth END AS wal_growth
+    FROM disk_readings d
+    LEFT JOIN LATERAL (SELECT count(*) AS n, regr_slope(s.data_used, extract(epoch FROM s.hour)) * 86400 AS data_growth,
+        regr_slope(s.wal_used, extract(epoch FROM s.hour)) * 86400 AS wal_growth
+      FROM disk_samples s WHERE s.instance_id = d.instance_id AND s.hour > now() - interval '7 days') g ON true
+    WHERE d.read_at > now() - interval '1 hour'`);
+  const diskOf = new Map(
+    disks.rows.map((d) => [
+      Number(d.id),
+      {
+        data: {
+          freeBytes: Number(d.data_free),
+          totalBytes: Number(d.data_total),
+          growthPerDay: d.data_growth === null ? null : Number(d.data_growth),
+        },
+        wal:
+          d.wal_free === null || d.wal_total === null
+            ? null
+            : {
+                freeBytes: Number(d.wal_free),
+                totalBytes: Number(d.wal_total),
+                growthPerDay: d.wal_growth === null ? null : Number(d.wal_growth),
+              },
+      },
+    ]),
+  );
+  for (const h of herds.values()) for (const m of h.members) m.disk = diskOf.get(m.instanceId) ?? null;
   const envs = await db.execute<{ id: number; t: Record<string, unknown> }>(sql`SELECT id, risk_thresholds AS t FROM environments`);
   return {
     herds: [...herds.values()],
@@ -147,18 +186,27 @@ export async function keepFindings(db: Db, findings: Finding[], now = new Date()
         escalated: k?.severity === 'warning' && f.severity === 'critical',
       };
     });
-    if (rows.length)
+    // Those kept, updated; the new ones inserted (an upsert of every finding would take a sequence value
+    // from risks_id_seq each pass, and ids are for people and scripts to name a finding by).
+    const kinds = sql`x(key text, "environmentId" int, "herdId" int, "instanceId" bigint, kind text, subject text, severity text,
+      measure float8, unit text, detail text, facts jsonb, samples jsonb, counted boolean)`;
+    const old = rows.filter((r) => !r.isNew);
+    const fresh = rows.filter((r) => r.isNew);
+    if (old.length)
       await tx.execute(sql`
-        INSERT INTO risks AS r (key, environment_id, herd_id, instance_id, kind, subject, severity, measure, unit, detail, facts, samples, counted, since, seen_at)
+        UPDATE risks r SET environment_id = x."environmentId", herd_id = x."herdId", severity = x.severity, measure = x.measure,
+          unit = x.unit, detail = x.detail, facts = x.facts, samples = x.samples, counted = x.counted, seen_at = now()
+        FROM jsonb_to_recordset(${JSON.stringify(old)}::jsonb) AS ${kinds}
+        WHERE r.key = x.key`);
+    if (fresh.length)
+      await tx.execute(sql`
+        INSERT INTO risks (key, environment_id, herd_id, instance_id, kind, subject, severity, measure, unit, detail, facts, samples, counted, since, seen_at)
         SELECT x.key, x."environmentId", x."herdId", x."instanceId", x.kind, x.subject, x.severity, x.measure, x.unit, x.detail,
           x.facts, x.samples, x.counted, now(), now()
-        FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS x(key text, "environmentId" int, "herdId" int, "instanceId" bigint,
-          kind text, subject text, severity text, measure float8, unit text, detail text, facts jsonb, samples jsonb, counted boolean)
+        FROM jsonb_to_recordset(${JSON.stringify(fresh)}::jsonb) AS ${kinds}
         WHERE EXISTS (SELECT 1 FROM herds h WHERE h.id = x."herdId")
           AND (x."instanceId" IS NULL OR EXISTS (SELECT 1 FROM instances i WHERE i.id = x."instanceId"))
-        ON CONFLICT (key) DO UPDATE SET environment_id = EXCLUDED.environment_id, herd_id = EXCLUDED.herd_id,
-          severity = EXCLUDED.severity, measure = EXCLUDED.measure, unit = EXCLUDED.unit, detail = EXCLUDED.detail,
-          facts = EXCLUDED.facts, samples = EXCLUDED.samples, counted = EXCLUDED.counted, seen_at = now()`);
+        ON CONFLICT (key) DO NOTHING`);
     const found = new Set(findings.map((f) => f.key));
     const gone = [...kept.values()].filter((k) => !found.has(k.key)).map((k) => Number(k.id));
     const clearedRows = gone.length
@@ -183,6 +231,8 @@ export async function keepFindings(db: Db, findings: Finding[], now = new Date()
 /** One pass of the judge. */
 export async function judgeRisks(db: Db, now = new Date()): Promise<JudgeSummary> {
   const t0 = performance.now();
+  // A week and a day of disk samples is what the growth reads (disk_samples_hour_idx).
+  await db.execute(sql`DELETE FROM disk_samples WHERE hour < now() - interval '8 days'`);
   const { herds, thresholds, ignored } = await loadRiskInputs(db);
   const findings = findRisks(herds, (id) => thresholds.get(id) ?? thresholdsOf(null), now).filter(
     (f) => !ignored.get(f.environmentId)?.has(f.kind),

@@ -35,6 +35,8 @@ import { wavesSchema } from '@/lib/engine/waves';
 import { vacuumFreezeAction } from '@/lib/actions/maintenance/vacuum-freeze.action';
 import { dropSlotAction } from '@/lib/actions/maintenance/drop-slot.action';
 import { endSessionAction } from '@/lib/actions/maintenance/end-session.action';
+import { statfsSync } from 'node:fs';
+import { ingestLabReports } from '@/lib/lab/agents';
 import { judgeRisks } from './judge';
 import { listRisks, riskCounts } from './view';
 import { acknowledgeRisk } from './acknowledge';
@@ -280,6 +282,17 @@ describe('risks found by the refresh and the judge', () => {
         JSON.stringify(body),
       ).toBe(400);
     expect((await risksOf('slot')).find((r) => r.subject === 'forgotten')!.counted).toBe(true);
+    // Taking back what was never acknowledged: said, and nothing audited.
+    const audits = async () =>
+      (await db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM audit_entries WHERE action = 'risk.unacknowledged'`)).rows[0]!.n;
+    const before = await audits();
+    const never = (await listRisks(db, null, { environment: env.get('rk')! })).find((r) => !r.acknowledged)!;
+    const none = await call(ackRoute.DELETE, `/api/v1/risks/${never.id}/acknowledge`, rootToken, {
+      method: 'DELETE',
+      params: { id: String(never.id) },
+    });
+    expect(none.status).toBe(409);
+    expect(await audits()).toBe(before);
   });
 
   it('drops the forgotten slot, and refuses one a replica streams from', async () => {
@@ -313,9 +326,18 @@ describe('risks found by the refresh and the judge', () => {
 
   it('finds a transaction left idle, with what it holds back, and ends it by End session', async () => {
     const p = primaryOf('rk');
-    const c = new pg.Client({ connectionString: url(p) });
+    // Five older idle transactions that hold nothing back come first: they must not hide the one that does.
+    const idle = Array.from({ length: 5 }, () => new pg.Client({ connectionString: url(p), application_name: 'idle-pool' }));
+    for (const i of idle) {
+      i.on('error', () => {});
+      await i.connect();
+      await i.query('BEGIN');
+      await i.query('SELECT 1');
+    }
+    // It calls itself pgherd's: still not pgherd's own session.
+    const c = new pg.Client({ connectionString: url(p), application_name: 'pgherd-refresh' });
     await c.connect();
-    await c.query('BEGIN');
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     await c.query('SELECT txid_current()');
     const [{ pid }] = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows as [{ pid: number }];
     await query(url(p), 'SELECT txid_current()'); // one transaction after it: it holds that back
@@ -325,6 +347,9 @@ describe('risks found by the refresh and the judge', () => {
     expect(found, JSON.stringify(await risksOf('long_transaction'))).toBeDefined();
     expect(found!.detail).toMatch(new RegExp(`session ${pid} of postgres on postgres .*a transaction open \\d+ s, idle in it`));
     expect(found!.facts).toMatchObject({ pid, user: 'postgres', database: 'postgres', idle: true });
+    // No statement text in what every viewer reads (another role's ALTER ROLE ... PASSWORD would be there).
+    expect(found!.facts).not.toHaveProperty('query');
+    expect(JSON.stringify(await risksOf('long_transaction'))).not.toContain('SELECT pg_backend_pid()');
     expect(found!.facts.xminAge).toBeGreaterThan(0);
     expect(found!.measure).toBeGreaterThanOrEqual(12);
     // Ended by the action: the plan names the session, and only that session is ended.
@@ -339,6 +364,7 @@ describe('risks found by the refresh and the judge', () => {
     expect(r.targets[0]!.outcome).toMatch(new RegExp(`session ${pid} of postgres ended`));
     await expect(c.query('SELECT 1')).rejects.toThrow();
     await c.end().catch(() => {});
+    for (const i of idle) await i.end().catch(() => {});
     // The session is no longer there: refused, with the reason; a malformed one is a bad parameter.
     expect(await refusalOf(endSessionAction, [id], { session: found!.subject })).toMatch(
       /is no longer on .*: it ended, or its pid is another session's now/,
@@ -373,7 +399,11 @@ describe('risks found by the refresh and the judge', () => {
     expect((await risksOf('certificate')).length).toBe(1);
   });
 
-  it('tells the webhooks what was raised and cleared', async () => {
+  it('tells the webhooks what was raised and cleared, and takes no risk id for a finding it keeps', async () => {
+    const seq = async () => Number((await db.execute<{ v: string }>(sql`SELECT last_value::text AS v FROM risks_id_seq`)).rows[0]!.v);
+    const at = await seq();
+    for (let i = 0; i < 3; i++) await pass();
+    expect(await seq()).toBe(at);
     await db
       .insert(webhooks)
       .values({ name: 'risks', url: 'http://127.0.0.1:9/risks', secret: 's', events: ['risk.raised', 'risk.cleared'] });
@@ -392,6 +422,44 @@ describe('risks found by the refresh and the judge', () => {
   });
 });
 
+describe('disks, from the agents', () => {
+  it("reads each filesystem as statfs says, and projects the days to full from the week's growth", async () => {
+    const p = primaryOf('rk');
+    const id = await instanceOf(p);
+    await ingestLabReports(db, lab);
+    const [d] = (
+      await db.execute<{ data_free: string; data_total: string; wal_free: string | null }>(
+        sql`SELECT data_free, data_total, wal_free FROM disk_readings WHERE instance_id = ${id}`,
+      )
+    ).rows;
+    const fs = statfsSync(p.dataDirectory);
+    expect(Number(d!.data_total)).toBe(fs.blocks * fs.bsize);
+    expect(Math.abs(Number(d!.data_free) - fs.bavail * fs.bsize)).toBeLessThan(512 * 1024 * 1024);
+    expect(d!.wal_free).not.toBeNull();
+    // The hour's sample is made by the hour's first report; six earlier hours of growth, as a week of reports
+    // would have left them: half of what is free now, a day.
+    const free = Number(d!.data_free);
+    const used = Number(d!.data_total) - free;
+    const perHour = free / 2 / 24;
+    for (let k = 1; k <= 6; k++)
+      await db.execute(sql`
+        INSERT INTO disk_samples (instance_id, hour, data_used, wal_used)
+        VALUES (${id}, date_trunc('hour', now()) - ${k} * interval '1 hour', ${Math.round(used - k * perHour)}, NULL)`);
+    await db.execute(sql`UPDATE disk_samples SET data_used = ${used} WHERE instance_id = ${id} AND hour = date_trunc('hour', now())`);
+    await judgeRisks(db);
+    const soon = (await risksOf('disk_full_soon')).find((r) => r.instanceId === id && r.subject === 'data');
+    expect(soon, JSON.stringify(await risksOf('disk_full_soon'))).toBeDefined();
+    expect(soon!.severity).toBe('critical');
+    expect(soon!.measure).toBeGreaterThanOrEqual(1.8);
+    expect(soon!.measure).toBeLessThanOrEqual(2);
+    expect(soon!.detail).toMatch(/the data directory of .* is full in (1\.9|2\.0) days at the last week's growth/);
+    // Growth gone (the samples flat): no longer a risk.
+    await db.execute(sql`UPDATE disk_samples SET data_used = ${used} WHERE instance_id = ${id}`);
+    await judgeRisks(db);
+    expect((await risksOf('disk_full_soon')).find((r) => r.instanceId === id)).toBeUndefined();
+  });
+});
+
 describe('thresholds per environment', () => {
   it('are set on the environment form, checked, and a bad one changes nothing', async () => {
     const id = env.get('rs')!;
@@ -402,6 +470,7 @@ describe('thresholds per environment', () => {
       ['{"xidAgeCritical": 10}', /xidAgeCritical \(10\) must be at least xidAgeWarning/],
       ['{"bogus": 1}', /Unrecognized key|bogus/],
       ['{"ignore": ["Bad Kind"]}', /a risk kind/],
+      ['{"ignore": ["nope"]}', /a risk kind: one of/],
     ] as const) {
       const r = await saveObject(
         db,

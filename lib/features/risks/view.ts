@@ -2,7 +2,7 @@
 // the metric. Always within the environments the reader may see (null: every one).
 import { sql, type SQL } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
-import { KIND_INFO, RISK_KINDS, type RiskKind, type Severity } from './find';
+import { KIND_INFO, printable, RISK_KINDS, type RiskKind, type Severity } from './find';
 
 export interface RiskFix {
   /** The action that fixes it (the confirmation page plans it); null: a person's work, said in `how`. */
@@ -84,9 +84,17 @@ export function fixOf(r: {
 }): RiskFix {
   const herd = r.herdId === null ? [] : [r.herdId];
   const none = (label: string, how: string): RiskFix => ({ action: null, label, how, href: null });
+  // A name no form takes (control characters): said, not linked.
+  if (printable(r.subject) !== r.subject)
+    return none('Fix it by hand', `its name has control characters or text-direction marks: ${printable(r.subject)}`);
   switch (r.kind) {
     case 'xid_age':
     case 'mxid_age':
+      if (r.facts.allowConn === false)
+        return none(
+          'Let autovacuum freeze it',
+          `${r.subject} takes no connection: autovacuum freezes it; find what holds it back (a long transaction, a slot)`,
+        );
       return {
         action: 'vacuum-freeze',
         label: 'Vacuum freeze',
@@ -132,6 +140,12 @@ export function fixOf(r: {
         how: 'set it on in the parameter group, then apply it',
         href: planHref('apply-settings', herd),
       };
+    case 'disk_full_soon':
+    case 'disk_low':
+      return none(
+        'Grow the volume',
+        `grow the ${said(r.facts.filesystem) === 'wal' ? 'WAL' : 'data'} volume (EC2 ModifyVolume, then the filesystem), or find what fills it (a slot keeping WAL, a table bloating)`,
+      );
     case 'major_eol':
       return {
         action: 'upgrade-major',

@@ -11,6 +11,8 @@ export interface DatabaseAges {
   xidAge: number;
   /** mxid_age(datminmxid). */
   mxidAge: number;
+  /** datallowconn: false for template0, which autovacuum freezes (nothing else can connect to it). */
+  allowConn?: boolean;
 }
 
 export interface SlotReading {
@@ -45,8 +47,6 @@ export interface SessionReading {
   stateSeconds: number | null;
   /** The age of its transaction ID or snapshot, the older: how far back it holds vacuum (null: it holds nothing). */
   xminAge: number | null;
-  /** The first line of its last statement, at most 200 characters (only where pgherd's role may read it). */
-  query: string;
   /** When the backend started: with the pid, names this session and no other. */
   backendStart: string;
 }
@@ -59,7 +59,7 @@ export interface RiskReading {
   fullPageWrites: boolean;
   databases: DatabaseAges[];
   slots: SlotReading[];
-  /** The oldest open transactions (those open 10 s or more), at most five. */
+  /** The oldest open transactions (those open 10 s or more): the five open longest, and the five holding vacuum back the furthest. */
   sessions: SessionReading[];
   /** When the server's certificate expires, as a TLS handshake saw it at the reading (null: no TLS, or not answered). */
   certificateNotAfter: string | null;
@@ -79,7 +79,7 @@ SELECT json_build_object(
   'fsync', current_setting('fsync') = 'on',
   'fullPageWrites', current_setting('full_page_writes') = 'on',
   'databases', (SELECT coalesce(json_agg(json_build_object('name', datname, 'xidAge', age(datfrozenxid),
-                  'mxidAge', mxid_age(datminmxid)) ORDER BY age(datfrozenxid) DESC), '[]') FROM pg_database),
+                  'mxidAge', mxid_age(datminmxid), 'allowConn', datallowconn) ORDER BY age(datfrozenxid) DESC), '[]') FROM pg_database),
   'slots', (SELECT coalesce(json_agg(json_build_object('name', slot_name, 'type', slot_type, 'active', active,
                   'activePid', active_pid, 'database', database, 'walStatus', wal_status, 'safeWalSize', safe_wal_size,
                   'retained', (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END) - restart_lsn,
@@ -90,12 +90,22 @@ SELECT json_build_object(
                   'application', application_name, 'client', client_addr::text,
                   'xactSeconds', extract(epoch FROM now() - xact_start)::float8,
                   'stateSeconds', extract(epoch FROM now() - state_change)::float8,
-                  'xminAge', greatest(age(backend_xid), age(backend_xmin)), 'query', left(split_part(query, E'\\n', 1), 200),
+                  'xminAge', greatest(age(backend_xid), age(backend_xmin)),
                   'backendStart', backend_start) ORDER BY xact_start), '[]')
-              FROM (SELECT * FROM pg_stat_activity
-                    WHERE xact_start < now() - interval '${String(SESSION_FLOOR_SECONDS)} seconds'
-                      AND backend_type = 'client backend' AND pid <> pg_backend_pid()
-                    ORDER BY xact_start LIMIT 5) a)
+              -- The five open longest and the five holding vacuum back the furthest: idle sessions that hold
+              -- nothing must not hide the one that does. Never their statements: another role's query text
+              -- (a password in an ALTER ROLE) is not for every viewer of the risks.
+              FROM (SELECT DISTINCT ON (pid) * FROM (
+                      (SELECT * FROM pg_stat_activity
+                       WHERE xact_start < now() - interval '${String(SESSION_FLOOR_SECONDS)} seconds'
+                         AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+                       ORDER BY xact_start LIMIT 5)
+                      UNION ALL
+                      (SELECT * FROM pg_stat_activity
+                       WHERE xact_start < now() - interval '${String(SESSION_FLOOR_SECONDS)} seconds'
+                         AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+                         AND coalesce(backend_xid, backend_xmin) IS NOT NULL
+                       ORDER BY greatest(age(backend_xid), age(backend_xmin)) DESC LIMIT 5)) both_ ORDER BY pid) a)
 ) AS r`;
 
 type Raw = Omit<RiskReading, 'certificateNotAfter' | 'certificateSubject'>;
@@ -110,7 +120,7 @@ function parse(raw: Raw): Omit<RiskReading, 'certificateNotAfter' | 'certificate
     dataChecksums: raw.dataChecksums,
     fsync: raw.fsync,
     fullPageWrites: raw.fullPageWrites,
-    databases: raw.databases.map((d) => ({ name: d.name, xidAge: d.xidAge, mxidAge: d.mxidAge })),
+    databases: raw.databases.map((d) => ({ name: d.name, xidAge: d.xidAge, mxidAge: d.mxidAge, allowConn: d.allowConn })),
     slots: raw.slots.map((s) => ({
       ...s,
       safeWalSize: num(s.safeWalSize),
@@ -119,7 +129,7 @@ function parse(raw: Raw): Omit<RiskReading, 'certificateNotAfter' | 'certificate
       xminAge: num(s.xminAge),
       catalogXminAge: num(s.catalogXminAge),
     })),
-    sessions: raw.sessions.map((s) => ({ ...s, xminAge: num(s.xminAge), query: (s.query as string | null) ?? '' })),
+    sessions: raw.sessions.map((s) => ({ ...s, xminAge: num(s.xminAge) })),
   };
 }
 

@@ -1,6 +1,7 @@
 // The risks' thresholds: a default for each, and an environment's own where it sets them
 // (environments.risk_thresholds). docs/risks.md lists them; what an environment sets is checked here.
 import { z } from 'zod';
+import { RISK_KINDS } from './kinds';
 
 const GiB = 1024 ** 3;
 
@@ -24,6 +25,10 @@ export const THRESHOLDS = {
   certificateWarningDays: { default: 30, doc: 'a server certificate this many days or fewer from expiry: a warning' },
   certificateCriticalDays: { default: 7, doc: 'critical at this many days or fewer (and once expired)' },
   eolWarningDays: { default: 180, doc: 'a major this many days or fewer from its end of life: a warning (critical once past)' },
+  diskDaysWarning: { default: 14, doc: "a filesystem full in this many days or fewer at the last week's growth: a warning" },
+  diskDaysCritical: { default: 3, doc: 'critical at this many days or fewer' },
+  diskFreeWarningPercent: { default: 10, doc: 'a filesystem with this share free or less, whatever its growth: a warning' },
+  diskFreeCriticalPercent: { default: 5, doc: 'critical at this share or less' },
 } as const;
 
 export type ThresholdName = keyof typeof THRESHOLDS;
@@ -36,8 +41,8 @@ export const thresholdsSchema = z
   .object({
     /** Kinds not judged in the environment at all (a lab that runs with fsync off on purpose): said on the Risks page. */
     ignore: z
-      .array(z.string().regex(/^[a-z_]{1,40}$/, 'a risk kind, such as fsync_off'))
-      .max(20)
+      .array(z.string().refine((k) => (RISK_KINDS as readonly string[]).includes(k), `a risk kind: one of ${RISK_KINDS.join(', ')}`))
+      .max(RISK_KINDS.length)
       .optional(),
   })
   .extend(
@@ -55,6 +60,8 @@ export const thresholdsSchema = z
       ['slotRetainedWarningBytes', 'slotRetainedCriticalBytes', 'above'],
       ['transactionWarningSeconds', 'transactionCriticalSeconds', 'above'],
       ['certificateWarningDays', 'certificateCriticalDays', 'below'],
+      ['diskDaysWarning', 'diskDaysCritical', 'below'],
+      ['diskFreeWarningPercent', 'diskFreeCriticalPercent', 'below'],
     ];
     for (const [w, c, way] of pairs)
       if (way === 'above' ? all[c] < all[w] : all[c] > all[w])

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { idText, MAX_ID } from '@/lib/adapters/validation/ids';
 import { RISK_KINDS } from '@/lib/features/risks/find';
 import { ackBody } from '@/lib/features/risks/acknowledge';
-import { defineRoute, idParams } from './define';
+import { bigIdParams, defineRoute } from './define';
 
 const when = z.string().meta({ description: 'ISO 8601, UTC.' });
 
@@ -73,7 +73,7 @@ export const ackRoute = defineRoute({
   description:
     'An operator of its environment: it stops counting (the dashboard, the metric) until `hours` pass, it gets worse by `step`, or a warning turns critical. Audited with the reason.',
   auth: 'operate',
-  params: idParams,
+  params: bigIdParams,
   body: ackBody,
   responses: { 200: { description: 'Acknowledged.', schema: z.object({ id: z.number().int(), acknowledged: z.literal(true) }) } },
   errors: { 404: 'No such risk (or it cleared).' },
@@ -86,9 +86,9 @@ export const unackRoute = defineRoute({
   summary: 'Take an acknowledgement back',
   description: 'It counts again at once. Audited.',
   auth: 'operate',
-  params: idParams,
+  params: bigIdParams,
   responses: { 204: { description: 'Taken back.' } },
-  errors: { 404: 'No such risk (or it cleared).' },
+  errors: { 404: 'No such risk (or it cleared).', 409: 'It is not acknowledged.' },
 });
 
 export const scopedMetricsRoute = defineRoute({
