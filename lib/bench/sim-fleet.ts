@@ -11,6 +11,7 @@ import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import type { Db } from '@/db/client';
 import { OBSERVATION_SQL } from '@/lib/fleet/observe';
+import { RISK_SQL } from '@/lib/fleet/risks/read-risks';
 import { PROJECT_ROOT, type LabInfo } from '@/lib/lab/lab';
 import { freePort } from '@/lib/lab/ports';
 import { labIdentity, mkdirOwned } from '@/lib/lab/proc';
@@ -32,11 +33,11 @@ export interface SimFleet {
 const addressOf = (k: number) => `127.30.${Math.floor(k / PER_GROUP)}.${(k % PER_GROUP) + 1}`;
 
 /** A real instance's row for the observation statement, as text with its column types. */
-async function answerOf(dsn: string): Promise<SimAnswer> {
+async function answerOf(dsn: string, text = OBSERVATION_SQL): Promise<SimAnswer> {
   const c = new pg.Client({ connectionString: dsn });
   await c.connect();
   try {
-    const r = await c.query({ text: OBSERVATION_SQL, rowMode: 'array', types: { getTypeParser: () => (v: string) => v } });
+    const r = await c.query({ text, rowMode: 'array', types: { getTypeParser: () => (v: string) => v } });
     return { fields: r.fields.map((f) => ({ name: f.name, oid: f.dataTypeID })), values: r.rows[0] as (string | null)[] };
   } finally {
     await c.end();
@@ -51,6 +52,7 @@ export async function startSimFleet(lab: LabInfo, db: Db, count: number, log: (m
   const primary = lab.instances.find((i) => i.role === 'primary')!;
   const replica = lab.instances.find((i) => i.role === 'replica')!;
   const answers = { primary: await answerOf(primary.dsn), replica: await answerOf(replica.dsn) };
+  const risks = { primary: await answerOf(primary.dsn, RISK_SQL), replica: await answerOf(replica.dsn, RISK_SQL) };
 
   const ca = await makeCa(id, path.join(dir, 'ca'), 'pgherd bench CA');
   const groups = Math.ceil(count / PER_GROUP);
@@ -95,6 +97,7 @@ export async function startSimFleet(lab: LabInfo, db: Db, count: number, log: (m
         user: 'pgherd_sim',
         scram: secrets.slice(first, Math.floor((from + slice.length - 1) / 3) + 1),
         answers,
+        risks,
       };
       const file = path.join(dir, `sim-${from}.json`);
       writeFileSync(file, JSON.stringify(cfg), { mode: 0o600 });

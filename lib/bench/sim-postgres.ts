@@ -34,6 +34,8 @@ export interface SimConfig {
    */
   scram: ScramSecret[];
   answers: Record<'primary' | 'replica', SimAnswer>;
+  /** The same instances' rows for the risks' statement (lib/fleet/risks/read-risks.ts), sent as a simple query. */
+  risks?: Record<'primary' | 'replica', SimAnswer>;
 }
 
 export { scramSecret, type ScramSecret } from '../fleet/objects/scram';
@@ -88,9 +90,12 @@ const error = (code: string, text: string) =>
 const ALTER_PASSWORD = /^ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)'/;
 
 /** One client's session: startup (TLS required), SCRAM, then the extended and simple query protocols. */
-function serve(raw: net.Socket, cfg: SimConfig, ctx: tls.SecureContext, answer: SimAnswer, secret: ScramSecret) {
+function serve(raw: net.Socket, cfg: SimConfig, ctx: tls.SecureContext, answer: SimAnswer, secret: ScramSecret, risks?: SimAnswer) {
   raw.on('error', () => {});
   const precomputed = { row: Buffer.concat([dataRow(answer), msg('C', cstr('SELECT 1'))]), desc: rowDescription(answer) };
+  const risksAnswer = risks
+    ? Buffer.concat([rowDescription(risks), dataRow(risks), msg('C', cstr('SELECT 1')), msg('Z', Buffer.from('I'))])
+    : null;
   let sock: net.Socket | tls.TLSSocket = raw;
   let buf: Buffer = Buffer.alloc(0);
   let phase: 'startup' | 'sasl-first' | 'sasl-final' | 'ready' = 'startup';
@@ -217,6 +222,11 @@ function serve(raw: net.Socket, cfg: SimConfig, ctx: tls.SecureContext, answer: 
             sock.write(Buffer.concat([msg('C', cstr('ALTER ROLE')), msg('Z', Buffer.from('I'))]));
             break;
           }
+          // The risks' statement: the real instance's row for it.
+          if (risksAnswer && body.includes("'freezeMaxAge'")) {
+            sock.write(risksAnswer);
+            break;
+          }
           sock.write(Buffer.concat([precomputed.desc, precomputed.row, msg('Z', Buffer.from('I'))]));
           break;
         }
@@ -241,7 +251,7 @@ async function main() {
         new Promise<void>((resolve, reject) => {
           const ctx = contexts.get(e.host.split('.').slice(0, 3).join('.'));
           if (!ctx) return void reject(new Error(`no certificate for ${e.host}`));
-          const s = net.createServer((sock) => serve(sock, cfg, ctx, cfg.answers[e.answer], cfg.scram[e.secret]!));
+          const s = net.createServer((sock) => serve(sock, cfg, ctx, cfg.answers[e.answer], cfg.scram[e.secret]!, cfg.risks?.[e.answer]));
           s.once('error', reject);
           s.listen({ host: e.host, port: e.port, backlog: 64 }, () => resolve());
           servers.push(s);

@@ -6,6 +6,7 @@ import { TIMELINE_SQL } from '@/lib/agent/timeline-sql';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import { OBJECTS_FINGERPRINT_SQL } from '@/lib/fleet/objects/fingerprint-sql';
 import { readRisks, type RiskReading } from '@/lib/fleet/risks/read-risks';
+import type { SeenCertificate } from '@/lib/fleet/risks/cert-probe';
 
 export interface Observed {
   reachable: boolean;
@@ -284,10 +285,10 @@ export function sessionsOfRun() {
 export type RunSessions = ReturnType<typeof sessionsOfRun>;
 
 /** The risks' reading added to an observation; an observation stands without it when it fails. */
-async function withRisks(c: pg.Client, e: PgEndpoint, o: Observed): Promise<Observed> {
+async function withRisks(c: pg.Client, e: PgEndpoint, o: Observed, knownCertificate?: SeenCertificate | null): Promise<Observed> {
   if (!o.reachable) return o;
   try {
-    return { ...o, risks: await readRisks(c, e) };
+    return { ...o, risks: await readRisks(c, e, 3000, knownCertificate) };
   } catch {
     return o;
   }
@@ -335,6 +336,9 @@ export function postmasterAnswers(e: { host: string; port: number }, timeoutMs: 
   });
 }
 
+/** How long a certificate seen by a handshake is taken as the server's, its configuration not reloaded meanwhile. */
+const CERTIFICATE_EVERY_MS = 6 * 3_600_000;
+
 /** Connections an observation pool keeps at most, by default; beyond them, an observation connects for itself. */
 const KEPT_AT_MOST = 1000;
 
@@ -375,10 +379,28 @@ export function observationPool(opts: ObservationPoolOptions = {}) {
   // When each endpoint's risks were read last (kept beyond its session: a new session is not a reason to read again).
   const risksAt = new Map<string, number>();
   const risksDue = (key: string) => opts.risksEveryMs !== undefined && Date.now() - (risksAt.get(key) ?? 0) >= opts.risksEveryMs();
+  // The certificate each endpoint showed its last handshake, and its configuration's load time then: a
+  // certificate changes only with a reload (or a start), so a handshake is made again only when the load
+  // time moved, or the last is older than CERTIFICATE_EVERY_MS (a TLS handshake costs ten readings).
+  const certs = new Map<string, { cert: SeenCertificate | null; conf: number; at: number }>();
   const maybeRisks = async (key: string, e: PgEndpoint, c: pg.Client, o: Observed): Promise<Observed> => {
     if (!o.reachable || !risksDue(key)) return o;
-    const r = await withRisks(c, e, o);
-    if (r.risks) risksAt.set(key, Date.now());
+    const conf = o.confLoadTime ? new Date(o.confLoadTime).getTime() : 0;
+    const kept = certs.get(key);
+    const fresh = kept && kept.conf === conf && Date.now() - kept.at < CERTIFICATE_EVERY_MS ? kept.cert : undefined;
+    const r = await withRisks(c, e, o, fresh);
+    if (r.risks) {
+      // The first reading of an endpoint is dated up to half an interval back: the fleet's next readings
+      // spread over the rounds, not all in the one after a cold start.
+      const every = opts.risksEveryMs?.() ?? 0;
+      risksAt.set(key, risksAt.has(key) ? Date.now() : Date.now() - Math.random() * every * 0.5);
+      if (fresh === undefined)
+        certs.set(key, {
+          cert: r.risks.certificateNotAfter ? { notAfter: r.risks.certificateNotAfter, subject: r.risks.certificateSubject } : null,
+          conf,
+          at: Date.now(),
+        });
+    }
     return r;
   };
   const keyOf = (e: PgEndpoint) => `${e.serverEnvironment ?? ''}|${e.host}|${e.port}`;
@@ -427,6 +449,7 @@ export function observationPool(opts: ObservationPoolOptions = {}) {
         if (k.usedAt < before && !k.busy) {
           drop(key);
           risksAt.delete(key);
+          certs.delete(key);
         }
     },
     size: () => kept.size,

@@ -117,7 +117,7 @@ export const SETTINGS = {
   PGHERD_RISKS_READ_MS: int({
     min: 1000,
     max: DAY_MS,
-    default: 120_000,
+    default: 300_000,
     doc: "how often the refresh also reads what the risks look at (transaction ID ages, slots, long transactions, the server's certificate) on the session it keeps with each instance: one statement, on a session already open",
   }),
   PGHERD_RISKS_JUDGE_MS: int({

@@ -3,7 +3,7 @@
 // may read (pg_database, pg_replication_slots, pg_stat_activity, a few settings), and the server's
 // certificate as a TLS handshake of its own shows it (cert-probe.ts: no login).
 import type pg from 'pg';
-import { probeCertificate } from './cert-probe';
+import { probeCertificate, type SeenCertificate } from './cert-probe';
 
 export interface DatabaseAges {
   name: string;
@@ -137,8 +137,17 @@ function parse(raw: Raw): Omit<RiskReading, 'certificateNotAfter' | 'certificate
  * Reads the risks over an open session (throws when the session fails), and the server's certificate
  * with a handshake of its own (probeCertificate: the session's is the one it was opened with).
  */
-export async function readRisks(c: pg.Client, e: { host: string; port: number }, timeoutMs = 3000): Promise<RiskReading> {
-  const [res, cert] = await Promise.all([c.query<{ r: Raw }>(RISK_SQL), probeCertificate(e, timeoutMs).catch(() => null)]);
+export async function readRisks(
+  c: pg.Client,
+  e: { host: string; port: number },
+  timeoutMs = 3000,
+  /** The certificate as a recent handshake saw it (the caller's cache): no handshake of this reading's. */
+  known?: SeenCertificate | null,
+): Promise<RiskReading> {
+  const [res, cert] = await Promise.all([
+    c.query<{ r: Raw }>(RISK_SQL),
+    known !== undefined ? known : probeCertificate(e, timeoutMs).catch(() => null),
+  ]);
   const row = res.rows[0];
   if (!row) throw new Error('the risks query returned no row');
   return { ...parse(row.r), certificateNotAfter: cert?.notAfter ?? null, certificateSubject: cert?.subject ?? null };
