@@ -211,6 +211,8 @@ test('webhooks: refused when malformed, made with a secret shown once, listed wi
     'herd.two_primaries',
     'herd.no_primary',
     'herd.restore_unverified',
+    'risk.raised',
+    'risk.cleared',
     'approval.requested',
     'approval.granted',
     'approval.denied',

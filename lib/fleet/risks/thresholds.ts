@@ -88,9 +88,8 @@ export function thresholdsOf(own: Record<string, unknown> | null | undefined): T
 
 /** The environment form's text: JSON that thresholdsSchema takes (empty: the defaults), as the object kept. */
 export const riskThresholdsText = z
-  .string()
-  .trim()
-  .max(4000)
+  // Left out (a form or a caller that does not name it): the defaults.
+  .preprocess((v) => v ?? '', z.string().trim().max(4000))
   .transform((text, ctx) => {
     if (!text) return {};
     let raw: unknown;
