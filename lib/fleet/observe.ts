@@ -452,6 +452,13 @@ export function observationPool(opts: ObservationPoolOptions = {}) {
           certs.delete(key);
         }
     },
+    /**
+     * Makes every endpoint's risks due at its next look (a person who just dropped a slot, or a test that
+     * made one, need not wait out the interval).
+     */
+    readRisksNow() {
+      for (const key of risksAt.keys()) risksAt.set(key, 0);
+    },
     size: () => kept.size,
     /** Connections opened since the pool was made (kept or not). */
     opened: () => opened,

@@ -168,6 +168,8 @@ export function refreshShare(db: Db, opts: ShareOptions) {
       return { herds, observed, reachable, opened: pool.opened() - opened0, kept: pool.size(), ms: Date.now() - t0 };
     },
     keptSessions: () => pool.size(),
+    /** Reads every member's risks in the next round, whatever the interval (see ObservationPool). */
+    readRisksNow: () => pool.readRisksNow(),
     /** Claims nothing more: a round in progress ends after the batch it observes. */
     stop: () => {
       stopped = true;

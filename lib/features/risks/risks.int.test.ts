@@ -66,7 +66,9 @@ const operator = async () => ({
 });
 
 /** What the worker does next: the refresh's round (its risks read on the kept sessions), then the judge. */
-async function pass() {
+/** One refresh round and a judge's pass; `read`: the round reads every member's risks again. */
+async function pass(read = false) {
+  if (read) share.readRisksNow();
   await db.execute(sql`UPDATE herds SET observe_due_at = '-infinity'`);
   await share.round();
   return judgeRisks(db);
@@ -131,7 +133,8 @@ beforeAll(async () => {
   rootToken = (await createApiToken(db, root!.id, 'r', 'operate')).token;
   viewerToken = (await createApiToken(db, viewer!.id, 'r', 'operate')).token;
   process.env.DATABASE_URL = lab.database.url; // the routes' own getDb()
-  process.env.PGHERD_RISKS_READ_MS = '1000';
+  // Risks are read at the first round, then only when a test asks (pass(true)): never on a clock.
+  process.env.PGHERD_RISKS_READ_MS = '3600000';
   share = refreshShare(db, { holder: 'risks-test', intervalMs: 60_000 });
   worker = await startTestWorker(lab, 'risks', 2);
   await pass();
@@ -155,8 +158,7 @@ describe('risks found by the refresh and the judge', () => {
         `DO $$ BEGIN FOR i IN 1..60000 LOOP BEGIN INSERT INTO burn VALUES (i); EXCEPTION WHEN others THEN NULL; END; END LOOP; END $$`,
       );
     }
-    await new Promise((r) => setTimeout(r, 1100));
-    await pass();
+    await pass(true);
     const [age] = await query<{ age: string }>(url(p), "SELECT age(datfrozenxid)::text AS age FROM pg_database WHERE datname = 'postgres'");
     const found = (await risksOf('xid_age')).find((r) => r.subject === 'postgres');
     expect(found, JSON.stringify(await risksOf('xid_age'))).toBeDefined();
@@ -195,8 +197,7 @@ describe('risks found by the refresh and the judge', () => {
       "SELECT age(datfrozenxid)::text AS age FROM pg_database WHERE datname = 'postgres'",
     );
     expect(Number(after!.age)).toBeLessThan(25_000);
-    await new Promise((res) => setTimeout(res, 1100));
-    await pass();
+    await pass(true);
     expect((await risksOf('xid_age')).filter((x) => x.subject === 'postgres')).toEqual([]);
     expect((await risksOf('xid_age', 'rs')).filter((x) => x.subject === 'postgres')).toEqual([]);
     // Nothing old enough now: refused, with the reason.
@@ -212,8 +213,7 @@ describe('risks found by the refresh and the judge', () => {
       await query(url(p), `INSERT INTO filler SELECT repeat(md5(i::text), 32) FROM generate_series(1, ${mb * 1024}) i`);
     };
     await write(8);
-    await new Promise((r) => setTimeout(r, 1100));
-    await pass();
+    await pass(true);
     const [held] = await query<{ b: string }>(
       url(p),
       "SELECT (pg_current_wal_lsn() - restart_lsn)::text AS b FROM pg_replication_slots WHERE slot_name = 'forgotten'",
@@ -244,12 +244,11 @@ describe('risks found by the refresh and the judge', () => {
     expect(await slotCount()).toBe(0);
     // A little worse: still acknowledged.
     await write(4);
-    await pass();
+    await pass(true);
     expect((await risksOf('slot')).find((r) => r.subject === 'forgotten')!.counted).toBe(false);
     // Worse past its step: it counts again.
     await write(16);
-    await new Promise((r) => setTimeout(r, 1100));
-    await pass();
+    await pass(true);
     const again = (await risksOf('slot')).find((r) => r.subject === 'forgotten')!;
     expect(again.measure).toBeGreaterThan(acked.measure + 16 * 1024 * 1024);
     expect(again.counted).toBe(true);
@@ -319,8 +318,7 @@ describe('risks found by the refresh and the judge', () => {
     expect(run.targets[0]!.outcome).toMatch(/slot forgotten dropped \(it kept [\d.]+ MiB of WAL\)/);
     expect(await query(url(p), "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'forgotten'")).toEqual([]);
     expect(await query(url(p), "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'standby_slot'")).toHaveLength(1);
-    await new Promise((res) => setTimeout(res, 1100));
-    await pass();
+    await pass(true);
     expect((await risksOf('slot')).map((x) => x.subject)).toEqual([]);
   });
 
@@ -341,8 +339,18 @@ describe('risks found by the refresh and the judge', () => {
     await c.query('SELECT txid_current()');
     const [{ pid }] = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows as [{ pid: number }];
     await query(url(p), 'SELECT txid_current()'); // one transaction after it: it holds that back
-    await new Promise((res) => setTimeout(res, 13_000));
-    await pass();
+    // Until Postgres itself says the transaction is older than the bound (12 s here).
+    const age = async () =>
+      Number(
+        (
+          await query<{ s: string }>(
+            url(p),
+            `SELECT extract(epoch FROM now() - xact_start)::text AS s FROM pg_stat_activity WHERE pid = ${pid}`,
+          )
+        )[0]?.s ?? 0,
+      );
+    while ((await age()) < 12.5) await new Promise((res) => setTimeout(res, 100));
+    await pass(true);
     const found = (await risksOf('long_transaction')).find((x) => x.subject.startsWith(`${pid}@`));
     expect(found, JSON.stringify(await risksOf('long_transaction'))).toBeDefined();
     expect(found!.detail).toMatch(new RegExp(`session ${pid} of postgres on postgres .*a transaction open \\d+ s, idle in it`));
@@ -372,8 +380,7 @@ describe('risks found by the refresh and the judge', () => {
     await expect(planOperation(db, SYSTEM_ACCESS, endSessionAction, [id], { session: `${pid}; DROP TABLE burn` })).rejects.toThrow(
       /pid@backend_start/,
     );
-    await new Promise((res) => setTimeout(res, 1100));
-    await pass();
+    await pass(true);
     expect((await risksOf('long_transaction')).find((x) => x.subject.startsWith(`${pid}@`))).toBeUndefined();
   });
 
@@ -387,8 +394,7 @@ describe('risks found by the refresh and the judge', () => {
     await query(url(r), `ALTER SYSTEM SET ssl_cert_file = '${cert.certFile}'`);
     await query(url(r), `ALTER SYSTEM SET ssl_key_file = '${cert.keyFile}'`);
     await query(url(r), 'SELECT pg_reload_conf()');
-    await new Promise((res) => setTimeout(res, 1100));
-    await pass();
+    await pass(true);
     const found = (await risksOf('certificate')).filter((x) => x.instance?.endsWith(`:${r.port}`));
     expect(found, JSON.stringify(await risksOf('certificate'))).toHaveLength(1);
     expect(found[0]!.severity).toBe('critical');
@@ -402,18 +408,16 @@ describe('risks found by the refresh and the judge', () => {
   it('tells the webhooks what was raised and cleared, and takes no risk id for a finding it keeps', async () => {
     const seq = async () => Number((await db.execute<{ v: string }>(sql`SELECT last_value::text AS v FROM risks_id_seq`)).rows[0]!.v);
     const at = await seq();
-    for (let i = 0; i < 3; i++) await pass();
+    for (let i = 0; i < 3; i++) await pass(true);
     expect(await seq()).toBe(at);
     await db
       .insert(webhooks)
       .values({ name: 'risks', url: 'http://127.0.0.1:9/risks', secret: 's', events: ['risk.raised', 'risk.cleared'] });
     const p = primaryOf('rk');
     await query(url(p), "SELECT pg_create_physical_replication_slot('told', true)");
-    await new Promise((res) => setTimeout(res, 1100));
-    await pass();
+    await pass(true);
     await query(url(p), "SELECT pg_drop_replication_slot('told')");
-    await new Promise((res) => setTimeout(res, 1100));
-    await pass();
+    await pass(true);
     await processEvents(db, 'http://console.test');
     const d = await db.execute<{ event: string; text: string }>(sql`
       SELECT event, payload->>'text' AS text FROM webhook_deliveries WHERE payload->>'text' LIKE '%slot told%' ORDER BY id`);
@@ -471,6 +475,7 @@ describe('thresholds per environment', () => {
       ['{"bogus": 1}', /Unrecognized key|bogus/],
       ['{"ignore": ["Bad Kind"]}', /a risk kind/],
       ['{"ignore": ["nope"]}', /a risk kind: one of/],
+      ['{"transactionWarningSeconds": 5}', /must be at least 10: younger transactions are not read/],
     ] as const) {
       const r = await saveObject(
         db,

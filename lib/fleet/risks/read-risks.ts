@@ -4,6 +4,7 @@
 // certificate as a TLS handshake of its own shows it (cert-probe.ts: no login).
 import type pg from 'pg';
 import { probeCertificate, type SeenCertificate } from './cert-probe';
+import { SESSION_FLOOR_SECONDS } from './thresholds';
 
 export interface DatabaseAges {
   name: string;
@@ -66,9 +67,6 @@ export interface RiskReading {
   /** The certificate's subject (its CN), for the finding's words. */
   certificateSubject: string | null;
 }
-
-/** Open transactions younger than this are never read (the finding's bound is per environment, and longer). */
-export const SESSION_FLOOR_SECONDS = 10;
 
 /** The statement: a primary's and a replica's alike (a replica's positions are its replay's). */
 export const RISK_SQL = `

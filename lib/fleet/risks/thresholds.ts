@@ -31,6 +31,12 @@ export const THRESHOLDS = {
   diskFreeCriticalPercent: { default: 5, doc: 'critical at this share or less' },
 } as const;
 
+/**
+ * Open transactions younger than this are never read (read-risks.ts): an environment's bound may not be
+ * shorter, or it would never find what it says it finds.
+ */
+export const SESSION_FLOOR_SECONDS = 10;
+
 export type ThresholdName = keyof typeof THRESHOLDS;
 export type Thresholds = Record<ThresholdName, number>;
 
@@ -63,6 +69,12 @@ export const thresholdsSchema = z
       ['diskDaysWarning', 'diskDaysCritical', 'below'],
       ['diskFreeWarningPercent', 'diskFreeCriticalPercent', 'below'],
     ];
+    if (all.transactionWarningSeconds < SESSION_FLOOR_SECONDS)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['transactionWarningSeconds'],
+        message: `transactionWarningSeconds must be at least ${String(SESSION_FLOOR_SECONDS)}: younger transactions are not read`,
+      });
     for (const [w, c, way] of pairs)
       if (way === 'above' ? all[c] < all[w] : all[c] > all[w])
         ctx.addIssue({
