@@ -1879,6 +1879,8 @@ export const diskReadings = pgTable('disk_readings', {
   dataTotal: bigint('data_total', { mode: 'number' }).notNull(),
   walFree: bigint('wal_free', { mode: 'number' }),
   walTotal: bigint('wal_total', { mode: 'number' }),
+  /** The data directory's mount, as its agent read it: { device, fsType, mountPoint, volumeId } (what Grow data volume grows). */
+  dataMount: jsonb('data_mount').$type<{ device?: string; fsType?: string; mountPoint?: string; volumeId?: string }>(),
   readAt: timestamp('read_at', { withTimezone: true }).notNull().defaultNow(),
 });
 

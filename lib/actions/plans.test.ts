@@ -983,6 +983,23 @@ describe('an action is its plan', () => {
           steps: a.steps(primary, deps, { members, params, prepared }),
         };
       }
+      if (a.name === 'grow-volume') {
+        const volume = { volumeId: 'vol-0abc12345', sizeGiB: 100, type: 'gp3', state: 'in-use', instanceId: 'i-0abc', device: '/dev/sdf' };
+        const mount = { device: '/dev/xvdf', fsType: 'xfs', mountPoint: '/var/lib/postgresql' };
+        const target = {
+          server: { provider: 'aws', region: 'eu-west-1', instanceId: 'i-0abc' },
+          reading: { total: 100 * 1024 ** 3, free: 3 * 1024 ** 3, mount, readAt: new Date('2026-11-28T10:00:00Z') },
+          volume,
+          attached: [volume],
+          modification: null,
+        };
+        const prepared = { targets: new Map([[t.id, target]]), aws: null };
+        const params = { sizeGiB: 150 };
+        return {
+          words: a.plan(t, { members, params, prepared }).steps,
+          steps: a.steps(t, deps, { members, params, prepared }),
+        };
+      }
       const params = a.name === 'replace-host-key' ? { fingerprint: `SHA256:${'b'.repeat(43)}` } : {};
       return { words: a.plan(t, { members, params }).steps, steps: a.steps(t, deps, { members, params }) };
     },

@@ -16,6 +16,7 @@ import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 import { checkSshAction } from '@/lib/actions/control/check-ssh.action';
 import { dropSlotAction } from '@/lib/actions/maintenance/drop-slot.action';
+import { growVolumeAction } from '@/lib/actions/cloud/grow-volume.action';
 import { endSessionAction } from '@/lib/actions/maintenance/end-session.action';
 import { vacuumFreezeAction } from '@/lib/actions/maintenance/vacuum-freeze.action';
 import { replaceHostKeyAction } from '@/lib/actions/control/replace-host-key.action';
@@ -84,6 +85,7 @@ export const actions: AnyAction[] = [
   vacuumFreezeAction,
   dropSlotAction,
   endSessionAction,
+  growVolumeAction,
 ];
 
 /**

@@ -61,13 +61,65 @@ interface Row {
   conf: Date;
 }
 
-/** A filesystem's space as statfs says: what an unprivileged writer may still use (bavail), and its size. */
-function space(dir: string): { freeBytes: number; totalBytes: number } {
+type Mount = { device?: string; fsType?: string; mountPoint?: string; volumeId?: string };
+type Space = { freeBytes: number; totalBytes: number } & Mount;
+
+/** A filesystem's space as statfs says (what an unprivileged writer may still use: bavail, and its size), and its mount. */
+function space(dir: string): Space {
   const s = statfsSync(dir);
-  return { freeBytes: s.bavail * s.bsize, totalBytes: Math.max(1, s.blocks * s.bsize) };
+  return { freeBytes: s.bavail * s.bsize, totalBytes: Math.max(1, s.blocks * s.bsize), ...mountOf(dir) };
 }
 
-type Space = { freeBytes: number; totalBytes: number };
+/** mountinfo escapes a space, tab, newline and backslash in a path as octal. */
+const unescapeMount = (p: string) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+/**
+ * The mount `dir` (its real path) is on, as /proc/self/mountinfo says: the longest mount point that holds
+ * it, its device and filesystem type; and for an NVMe device, the EBS volume its serial names. Nothing
+ * where the host does not say (not Linux, a device not under /dev).
+ */
+export function mountOf(dir: string, mountinfo = '/proc/self/mountinfo'): Mount {
+  let real: string;
+  let table: string;
+  try {
+    real = realpathSync(dir);
+    table = readFileSync(mountinfo, 'utf8');
+  } catch {
+    return {};
+  }
+  let best: { mountPoint: string; fsType: string; source: string } | null = null;
+  for (const line of table.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const mountPoint = unescapeMount(left.split(' ')[4] ?? '');
+    const [fsType = '', source = ''] = right.split(' ');
+    const holds = mountPoint === '/' || real === mountPoint || real.startsWith(`${mountPoint}/`);
+    // The last of equal length wins: a mount over another at the same point hides it.
+    if (holds && (!best || mountPoint.length >= best.mountPoint.length)) best = { mountPoint, fsType, source: unescapeMount(source) };
+  }
+  if (!best) return {};
+  const out: Mount = { mountPoint: best.mountPoint };
+  if (/^[a-z0-9_.]{1,32}$/.test(best.fsType)) out.fsType = best.fsType;
+  if (/^\/dev\/[A-Za-z0-9/_.:-]+$/.test(best.source)) {
+    out.device = best.source;
+    const volume = ebsVolumeOf(best.source);
+    if (volume) out.volumeId = volume;
+  }
+  return out;
+}
+
+/** The EBS volume an NVMe device is (Nitro instances say it in the device's serial: vol0123... for vol-0123...). */
+function ebsVolumeOf(device: string): string | undefined {
+  const name = path.basename(device);
+  if (!/^nvme\d+n\d+$/.test(name)) return undefined;
+  try {
+    const serial = readFileSync(`/sys/class/block/${name}/device/serial`, 'utf8').trim();
+    const m = /^vol-?([0-9a-f]{8,17})$/.exec(serial)?.[1];
+    return m ? `vol-${m}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * The data directory's filesystem and pg_wal's (it may link to another; its own only where the agent may

@@ -49,6 +49,28 @@ const fsSpace = z
       .int()
       .min(1)
       .max(2 ** 53),
+    /** The block device it is on, as the mount table says (/dev/nvme1n1, /dev/loop3). */
+    device: z
+      .string()
+      .max(200)
+      .regex(/^\/dev\/[A-Za-z0-9/_.:-]+$/, 'a /dev path')
+      .optional(),
+    /** Its filesystem type (xfs, ext4). */
+    fsType: z
+      .string()
+      .regex(/^[a-z0-9_.]{1,32}$/, 'a filesystem type')
+      .optional(),
+    /** Where it is mounted. */
+    mountPoint: z
+      .string()
+      .max(400)
+      .regex(/^\/[^\n\0]*$/, 'an absolute path')
+      .optional(),
+    /** The EBS volume behind the device, where the host says (an NVMe device's serial: vol0123... is vol-0123...). */
+    volumeId: z
+      .string()
+      .regex(/^vol-[0-9a-f]{8,17}$/, 'an EBS volume id')
+      .optional(),
   })
   .strict()
   .refine((s) => s.freeBytes <= s.totalBytes, 'freeBytes at most totalBytes');

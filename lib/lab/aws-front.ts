@@ -32,6 +32,10 @@
 //   spot instance (InstanceLifecycle spot in moto) DescribeSpotInstanceRequests answers its request marked
 //   for termination (or stop, hibernation), as EC2 does while its two-minute warning runs; moto keeps no
 //   spot request for an instance launched with InstanceMarketOptions. An on-demand instance listed has none.
+// - ModifyVolume of a lab volume (lib/lab/volumes.ts: a file on a loop device, attached in moto under the
+//   device's name) grows the file and the loop device first, as EBS grows a volume under a running host
+//   (the filesystem is the host's to grow); a smaller size, or a second change within six hours, is refused
+//   as EBS refuses them.
 // - S3 over TLS (`s3` in its configuration): every request passed to moto as it came (but for its Host:
 //   moto's own, so a path-style request is read as one), streamed both ways, on a certificate of the lab's
 //   CA; pgBackRest's S3 repositories talk to it.
@@ -45,6 +49,7 @@ import shippedPrices from '@/lib/fleet/cloud/prices/ec2-on-demand.json';
 import { binDirOf } from '@/lib/agent/collect';
 import { run, type Identity } from './proc';
 import { rdsFront, type RdsBacking, type RdsFaults, type RdsSpare } from './rds-front';
+import { growLabVolume, readVolumes, volumesFileBeside } from './volumes';
 
 export interface AwsFrontConfig {
   port: number;
@@ -399,6 +404,35 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     res.end(answer.body);
   };
 
+  // ModifyVolume of a lab volume (lib/lab/volumes.ts): its loop device grown before moto is told, or the
+  // call refused with the reason; once every six hours a volume, as EBS allows. Other volumes: moto's.
+  const modifiedAt = new Map<string, number>();
+  const modifyVolume = async (res: http.ServerResponse, p: URLSearchParams): Promise<boolean> => {
+    const id = p.get('VolumeId') ?? '';
+    const v = readVolumes(volumesFileBeside(cfg.capacityFile))[id];
+    if (!v) return false;
+    const last = modifiedAt.get(id);
+    if (last !== undefined && Date.now() - last < 6 * 3_600_000) {
+      ec2Error(
+        res,
+        400,
+        'VolumeModificationRateExceeded',
+        "You've reached the maximum modification rate per volume limit. Wait at least 6 hours between modifications per EBS volume.",
+      );
+      return true;
+    }
+    const size = Number(p.get('Size'));
+    if (!p.has('Size') || !Number.isInteger(size)) return false;
+    try {
+      await growLabVolume(v, size);
+    } catch (err) {
+      ec2Error(res, 400, 'InvalidParameterValue', `lab: ${id} on ${v.device} was not grown: ${(err as Error).message}`);
+      return true;
+    }
+    modifiedAt.set(id, Date.now());
+    return false;
+  };
+
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -434,6 +468,7 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
           res.writeHead(a.status, a.headers);
           return void res.end(a.body);
         }
+        if (p && action === 'ModifyVolume' && (await modifyVolume(res, p))) return;
         if (p && action === 'DescribeSpotInstanceRequests' && (await spotRequests(res, p))) return;
         if (p && action === 'GetConsoleOutput' && (await consoleOutput(res, p.get('InstanceId') ?? ''))) return;
         if (p && action === 'ModifyInstanceAttribute' && p.has('InstanceType.Value')) {

@@ -1,5 +1,6 @@
 // The lab: real services on loopback in a temporary directory, described by one JSON file.
 // Used by the demo, the tests and the benchmark; `npm run lab -- up|down` drives it by hand.
+import { releaseLabVolumes } from './volumes';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -360,6 +361,8 @@ async function stopLabNow(file: string, log: (m: string) => void): Promise<void>
     if (theirs.length) log(`left alone, as they run in a terminal: ${named(theirs)}; the lab's directory goes from under them`);
     const left = processesUnder(info.dir).filter((p) => !p.terminal);
     if (left.length) throw new LabStopError(file, left);
+    // Its volumes' mounts and loop devices (lib/lab/volumes.ts), before their directory goes.
+    await releaseLabVolumes(info.dir);
     rmSync(info.dir, { recursive: true, force: true });
   }
   rmSync(file, { force: true });

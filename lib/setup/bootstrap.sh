@@ -30,6 +30,9 @@ declare -A NEEDS=(
   # patronictl's https client (urllib3 with pyOpenSSL) reads a certificate's DNS names with idna, which
   # Debian's patroni does not pull in: without it patronictl switchover "falls back to DCS" silently.
   [python3-idna]=/usr/lib/python3/dist-packages/idna/__init__.py
+  # The lab's EBS volumes (lib/lab/volumes.ts): XFS on loop devices, grown by xfs_growfs through sudo.
+  [xfsprogs]=/usr/sbin/mkfs.xfs
+  [sudo]=/usr/bin/sudo
 )
 # `bootstrap.sh bench`: also Django 3.2's admin, which `npm run bench -- changelist` runs beside pgherd.
 if [ "${1:-}" = bench ]; then

@@ -270,6 +270,14 @@ async function recordDisks(db: Db, items: { server: AgentServer; report: Report 
               data_total: i.disk.data.totalBytes,
               wal_free: i.disk.wal?.freeBytes ?? null,
               wal_total: i.disk.wal?.totalBytes ?? null,
+              data_mount: i.disk.data.mountPoint
+                ? {
+                    mountPoint: i.disk.data.mountPoint,
+                    ...(i.disk.data.device ? { device: i.disk.data.device } : {}),
+                    ...(i.disk.data.fsType ? { fsType: i.disk.data.fsType } : {}),
+                    ...(i.disk.data.volumeId ? { volumeId: i.disk.data.volumeId } : {}),
+                  }
+                : null,
             },
           ]
         : [],
@@ -278,14 +286,15 @@ async function recordDisks(db: Db, items: { server: AgentServer; report: Report 
   if (!rows.length) return;
   await db.execute(sql`
     WITH r AS (
-      SELECT i.id, x.data_free, x.data_total, x.wal_free, x.wal_total
-      FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS x(server_id int, port int, data_free bigint, data_total bigint, wal_free bigint, wal_total bigint)
+      SELECT i.id, x.data_free, x.data_total, x.wal_free, x.wal_total, x.data_mount
+      FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+        AS x(server_id int, port int, data_free bigint, data_total bigint, wal_free bigint, wal_total bigint, data_mount jsonb)
       JOIN instances i ON i.server_id = x.server_id AND i.port = x.port),
     kept AS (
-      INSERT INTO disk_readings (instance_id, data_free, data_total, wal_free, wal_total, read_at)
-      SELECT id, data_free, data_total, wal_free, wal_total, now() FROM r
+      INSERT INTO disk_readings (instance_id, data_free, data_total, wal_free, wal_total, data_mount, read_at)
+      SELECT id, data_free, data_total, wal_free, wal_total, data_mount, now() FROM r
       ON CONFLICT (instance_id) DO UPDATE SET data_free = EXCLUDED.data_free, data_total = EXCLUDED.data_total,
-        wal_free = EXCLUDED.wal_free, wal_total = EXCLUDED.wal_total, read_at = EXCLUDED.read_at)
+        wal_free = EXCLUDED.wal_free, wal_total = EXCLUDED.wal_total, data_mount = EXCLUDED.data_mount, read_at = EXCLUDED.read_at)
     INSERT INTO disk_samples (instance_id, hour, data_used, wal_used)
     SELECT id, date_trunc('hour', now()), data_total - data_free, wal_total - wal_free FROM r
     ON CONFLICT (instance_id, hour) DO NOTHING`);

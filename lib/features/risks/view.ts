@@ -75,6 +75,19 @@ const planHref = (action: string, ids: number[], params: Record<string, string> 
     .join('')}&from=risks`;
 
 /** Each kind's fix: the action (with the finding's target and parameters), or what a person does. */
+/**
+ * The size Grow data volume is offered with: half again what the filesystem is, or what holds sixty days
+ * of its growth beyond what it uses now, whichever is more (a whole GiB, at least one more).
+ */
+export function suggestedGiB(facts: Record<string, unknown>): number {
+  const GiB = 1024 ** 3;
+  const total = Number(facts.totalBytes) || 0;
+  const free = Number(facts.freeBytes) || 0;
+  const growth = Number(facts.growthPerDay) || 0;
+  const want = Math.max(total * 1.5, total - free + growth * 60);
+  return Math.max(Math.ceil(want / GiB), Math.ceil(total / GiB) + 1);
+}
+
 export function fixOf(r: {
   kind: RiskKind;
   herdId: number | null;
@@ -142,10 +155,17 @@ export function fixOf(r: {
       };
     case 'disk_full_soon':
     case 'disk_low':
-      return none(
-        'Grow the volume',
-        `grow the ${said(r.facts.filesystem) === 'wal' ? 'WAL' : 'data'} volume (EC2 ModifyVolume, then the filesystem), or find what fills it (a slot keeping WAL, a table bloating)`,
-      );
+      if (r.facts.filesystem !== 'data' || r.instanceId === null)
+        return none(
+          'Grow the volume',
+          'grow the WAL volume by hand (EC2 ModifyVolume, then its filesystem), or find what fills it (a slot keeping WAL, an archive that fails)',
+        );
+      return {
+        action: 'grow-volume',
+        label: 'Grow the volume',
+        how: 'EBS ModifyVolume, then the filesystem on the host (Postgres keeps running); or find what fills it (a slot keeping WAL, a table bloating)',
+        href: planHref('grow-volume', [r.instanceId], { sizeGiB: String(suggestedGiB(r.facts)) }),
+      };
     case 'major_eol':
       return {
         action: 'upgrade-major',

@@ -1,0 +1,1 @@
+ALTER TABLE "disk_readings" ADD COLUMN "data_mount" jsonb;
