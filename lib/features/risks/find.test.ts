@@ -89,6 +89,26 @@ describe('findRisks', () => {
     expect(kinds([herd([member({ zone: 'a' }), member({ instanceId: 2, role: 'replica', zone: 'b' })])])).toEqual([]);
   });
 
+  it('says a herd with no replica in the other site of its environment, once, and not where there is none', () => {
+    const zoned = [member({ zone: 'a' }), member({ instanceId: 2, role: 'replica', zone: 'b' })];
+    const f = find([herd(zoned, { environmentSites: ['dc-east', 'dc-west'] })]);
+    expect(f.map((x) => [x.kind, x.severity, x.detail])).toEqual([
+      [
+        'no_dr_site',
+        'warning',
+        "herd billing has no replica outside dc-east, its primary's site: a DR failover to dc-west has none to promote",
+      ],
+    ]);
+    // The environment has one site: no DR side to want.
+    expect(kinds([herd(zoned, { environmentSites: ['dc-east'] })])).toEqual([]);
+    // A replica in the other site: none.
+    expect(kinds([herd(two, { environmentSites: ['dc-east', 'dc-west'] })])).toEqual([]);
+    // All in one zone: one_site says it, not both.
+    expect(kinds([herd([member(), member({ instanceId: 2, role: 'replica' })], { environmentSites: ['dc-east', 'dc-west'] })])).toEqual([
+      'one_site',
+    ]);
+  });
+
   it('says settings that lose data, and a major near or past its end of life', () => {
     const f = find([herd([member({ reading: reading({ fsync: false, dataChecksums: false }) }), two[1]!])]);
     expect(f.map((x) => [x.kind, x.severity])).toEqual([

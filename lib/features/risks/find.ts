@@ -19,6 +19,7 @@ export const KIND_INFO: Record<RiskKind, { label: string; lowerIsWorse: boolean 
   certificate: { label: 'Certificate expiry', lowerIsWorse: true },
   single_member: { label: 'A herd of one', lowerIsWorse: false },
   one_site: { label: 'Replicas in one site', lowerIsWorse: false },
+  no_dr_site: { label: 'No replica in another site', lowerIsWorse: false },
   checksums_off: { label: 'Data checksums off', lowerIsWorse: false },
   fsync_off: { label: 'fsync off', lowerIsWorse: false },
   full_page_writes_off: { label: 'full_page_writes off', lowerIsWorse: false },
@@ -58,6 +59,8 @@ export interface HerdInput {
   members: MemberInput[];
   /** Its pending maintenance: members behind the minor target, and the target (null: nothing newer known). */
   minor: { behind: number; target: string | null } | null;
+  /** The sites its environment's members are in (a DR pair needs a replica in another of them). */
+  environmentSites?: string[];
 }
 
 export interface Finding {
@@ -284,6 +287,21 @@ function herdFindings(h: HerdInput, t: Thresholds, now: Date): Finding[] {
           detail: `every member of herd ${h.name} is in ${where}, the primary's ${primary.zone ? 'zone' : 'site'}: losing it loses the herd`,
           facts: { where },
         });
+      else {
+        // Spread over zones but not sites: a DR failover (to another site) has no replica to promote,
+        // where the environment has another site to fail over to.
+        const others = (h.environmentSites ?? []).filter((s) => s && s !== primary.site);
+        if (primary.site && others.length && h.members.every((m) => m.site === primary.site))
+          add({
+            kind: 'no_dr_site',
+            subject: '',
+            severity: 'warning',
+            measure: 0,
+            unit: 'replicas in another site',
+            detail: `herd ${h.name} has no replica outside ${primary.site}, its primary's site: a DR failover to ${others.join(' or ')} has none to promote`,
+            facts: { site: primary.site, others },
+          });
+      }
     }
   }
   const majors = [...new Set(h.members.map((m) => (m.serverVersionNum ? Math.floor(m.serverVersionNum / 10000) : m.pgVersion)))];

@@ -79,6 +79,11 @@ export async function loadRiskInputs(
       reading: r.reading,
     });
   }
+  // The sites each environment's members are in: a DR pair's other side.
+  const sitesOf = new Map<number, Set<string>>();
+  for (const h of herds.values())
+    for (const m of h.members) if (m.site) sitesOf.set(h.environmentId, (sitesOf.get(h.environmentId) ?? new Set()).add(m.site));
+  for (const h of herds.values()) h.environmentSites = [...(sitesOf.get(h.environmentId) ?? [])].sort();
   // Each member's filesystems as its agent last said (within the hour), and their growth a day over the
   // last week of hourly samples (three at least: two hours of history).
   const disks = await db.execute<{

@@ -143,6 +143,13 @@ export function fixOf(r: {
         how: 'a replica in another zone or site',
         href: planHref('add-replica', herd),
       };
+    case 'no_dr_site':
+      return {
+        action: 'add-replica',
+        label: 'Add a replica',
+        how: `a replica in ${Array.isArray(r.facts.others) ? r.facts.others.map(said).join(' or ') : 'another site'}, the DR side`,
+        href: planHref('add-replica', herd),
+      };
     case 'checksums_off':
       return none('Enable checksums', 'pg_checksums --enable on a stopped replica, then switch over to it and do the others');
     case 'fsync_off':

@@ -7,6 +7,7 @@ export const RISK_KINDS = [
   'certificate',
   'single_member',
   'one_site',
+  'no_dr_site',
   'checksums_off',
   'fsync_off',
   'full_page_writes_off',
