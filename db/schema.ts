@@ -1820,6 +1820,24 @@ export const riskReadings = pgTable('risk_readings', {
   readAt: timestamp('read_at', { withTimezone: true }).notNull().defaultNow(),
 });
 
+// The certificates of what stands beside Postgres (lib/features/risks/certificates.ts): each PgBouncer's
+// (its client TLS) and each Patroni member's REST API, as a TLS handshake last showed them. By key
+// (`pooler:ID`, `patroni:INSTANCE`); a row whose endpoint is gone is deleted at the next reading.
+export const tlsReadings = pgTable('tls_readings', {
+  key: text('key').primaryKey(),
+  kind: text('kind').notNull(),
+  herdId: integer('herd_id')
+    .notNull()
+    .references(() => herds.id, { onDelete: 'cascade' }),
+  instanceId: bigint('instance_id', { mode: 'number' }).references(() => instances.id, { onDelete: 'cascade' }),
+  endpoint: text('endpoint').notNull(),
+  notAfter: timestamp('not_after', { withTimezone: true }),
+  subject: text('subject'),
+  /** Why no certificate was read (no TLS there, no answer). */
+  error: text('error'),
+  readAt: timestamp('read_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
 // The fleet's risks (lib/features/risks): each finding the judge keeps, by its key (kind and subject),
 // from when it was first found until it clears, with its last measures (the trend). A person may
 // acknowledge one: it stops counting until the acknowledgement expires or the measure passes the step

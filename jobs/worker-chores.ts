@@ -17,6 +17,7 @@ import { refreshShare } from '@/lib/fleet/refresh-share';
 import { settingsPass } from '@/lib/fleet/settings/drift-pass';
 import { objectsPass } from '@/lib/fleet/objects/objects-pass';
 import { judgeRisks } from '@/lib/features/risks/judge';
+import { readEndpointCertificates } from '@/lib/features/risks/certificates';
 import { foldLagSamples, lagSampleEveryMs, sampleLag } from '@/lib/fleet/lag-history';
 import type { DiscoveryConfig } from '@/lib/features/discovery/discovery';
 import { DISCOVERY_CHANNEL, discoveryWanted, runDiscovery } from '@/lib/features/discovery/discovery-runs';
@@ -258,6 +259,18 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
       run: async () => {
         const r = await judgeRisks(db);
         if (r.raised || r.cleared) log('risks.judge', r);
+      },
+    },
+    // The certificates of the fleet's PgBouncers and Patroni REST APIs, for the certificate risk.
+    {
+      name: 'risks.certificates',
+      says: "the fleet's PgBouncers' and Patroni REST APIs' certificates read (a TLS handshake each)",
+      every: setting('PGHERD_RISKS_CERTIFICATES_MS'),
+      everySays: '`PGHERD_RISKS_CERTIFICATES_MS`',
+      turn: true,
+      run: async () => {
+        const r = await readEndpointCertificates(db);
+        if (r.failed) log('risks.certificates', r);
       },
     },
     // DNS follows Patroni: its herds' leaders read every few seconds (lib/features/patroni/follow.ts).

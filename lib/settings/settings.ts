@@ -120,6 +120,12 @@ export const SETTINGS = {
     default: 300_000,
     doc: "how often the refresh also reads what the risks look at (transaction ID ages, slots, long transactions, the server's certificate) on the session it keeps with each instance: one statement, on a session already open",
   }),
+  PGHERD_RISKS_CERTIFICATES_MS: int({
+    min: 60_000,
+    max: DAY_MS,
+    default: 3_600_000,
+    doc: "how often a worker reads the certificates of the fleet's PgBouncers (their client TLS) and Patroni REST APIs, a TLS handshake each, for the certificate risk",
+  }),
   PGHERD_RISKS_JUDGE_MS: int({
     min: 1000,
     max: DAY_MS,

@@ -89,6 +89,23 @@ describe('findRisks', () => {
     expect(kinds([herd([member({ zone: 'a' }), member({ instanceId: 2, role: 'replica', zone: 'b' })])])).toEqual([]);
   });
 
+  it("says a PgBouncer's or Patroni REST certificate near its end, on its herd", () => {
+    const soon = new Date(NOW.getTime() + 5 * 86_400_000).toISOString();
+    const later = new Date(NOW.getTime() + 90 * 86_400_000).toISOString();
+    const f = find([
+      herd(two, {
+        endpointCertificates: [
+          { endpoint: 'PgBouncer pool1:6432', kind: 'pgbouncer', instanceId: null, notAfter: soon, subject: 'pool1' },
+          { endpoint: 'Patroni REST db2:8008', kind: 'patroni', instanceId: 2, notAfter: later, subject: null },
+        ],
+      }),
+    ]);
+    expect(f.map((x) => [x.kind, x.subject, x.severity, x.measure, x.instanceId])).toEqual([
+      ['certificate', 'PgBouncer pool1:6432', 'critical', 5, null],
+    ]);
+    expect(f[0]!.detail).toMatch(/^the certificate of PgBouncer pool1:6432 \(pool1\) expires in 5\.0 days/);
+  });
+
   it('says a herd with no replica in the other site of its environment, once, and not where there is none', () => {
     const zoned = [member({ zone: 'a' }), member({ instanceId: 2, role: 'replica', zone: 'b' })];
     const f = find([herd(zoned, { environmentSites: ['dc-east', 'dc-west'] })]);

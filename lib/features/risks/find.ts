@@ -61,6 +61,8 @@ export interface HerdInput {
   minor: { behind: number; target: string | null } | null;
   /** The sites its environment's members are in (a DR pair needs a replica in another of them). */
   environmentSites?: string[];
+  /** Its PgBouncers' and Patroni REST APIs' certificates, as last read (lib/features/risks/certificates.ts). */
+  endpointCertificates?: { endpoint: string; kind: string; instanceId: number | null; notAfter: string; subject: string | null }[];
 }
 
 export interface Finding {
@@ -303,6 +305,19 @@ function herdFindings(h: HerdInput, t: Thresholds, now: Date): Finding[] {
           });
       }
     }
+  }
+  for (const c of h.endpointCertificates ?? []) {
+    const days = (Date.parse(c.notAfter) - now.getTime()) / DAY_MS;
+    if (days > t.certificateWarningDays) continue;
+    add({
+      kind: 'certificate',
+      subject: c.endpoint,
+      severity: days <= t.certificateCriticalDays ? 'critical' : 'warning',
+      measure: Math.floor(days * 10) / 10,
+      unit: 'days',
+      detail: `the certificate of ${printable(c.endpoint)}${c.subject ? ` (${printable(c.subject)})` : ''} ${days < 0 ? `expired ${Math.ceil(-days)} days ago` : `expires in ${days.toFixed(1)} days`}, on ${c.notAfter.slice(0, 10)}`,
+      facts: { notAfter: c.notAfter, subject: c.subject, endpoint: c.endpoint, of: c.kind, memberId: c.instanceId },
+    });
   }
   const majors = [...new Set(h.members.map((m) => (m.serverVersionNum ? Math.floor(m.serverVersionNum / 10000) : m.pgVersion)))];
   for (const major of majors) {

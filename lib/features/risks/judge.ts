@@ -79,6 +79,27 @@ export async function loadRiskInputs(
       reading: r.reading,
     });
   }
+  // The certificates of their PgBouncers and Patroni REST APIs, as last read.
+  const certs = await db.execute<{
+    herd_id: number;
+    kind: string;
+    instance_id: string | null;
+    endpoint: string;
+    not_after: string;
+    subject: string | null;
+  }>(sql`
+    SELECT herd_id, kind, instance_id, endpoint, not_after::text, subject FROM tls_readings WHERE not_after IS NOT NULL ORDER BY key`);
+  for (const c of certs.rows) {
+    const h = herds.get(c.herd_id);
+    if (h)
+      (h.endpointCertificates ??= []).push({
+        endpoint: c.endpoint,
+        kind: c.kind,
+        instanceId: c.instance_id === null ? null : Number(c.instance_id),
+        notAfter: new Date(c.not_after).toISOString(),
+        subject: c.subject,
+      });
+  }
   // The sites each environment's members are in: a DR pair's other side.
   const sitesOf = new Map<number, Set<string>>();
   for (const h of herds.values())

@@ -3,7 +3,8 @@
 // writer, a transaction left idle, a certificate five days from expiry, each found by the refresh's own
 // round and the judge, with the right measure; acknowledged and counted again when worse; told to the
 // webhooks; and none of rk's seen by a viewer of rs, in the page's list, the API or the metric.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NextRequest } from 'next/server';
@@ -37,6 +38,7 @@ import { dropSlotAction } from '@/lib/actions/maintenance/drop-slot.action';
 import { endSessionAction } from '@/lib/actions/maintenance/end-session.action';
 import { statfsSync } from 'node:fs';
 import { ingestLabReports } from '@/lib/lab/agents';
+import { readEndpointCertificates } from './certificates';
 import { judgeRisks } from './judge';
 import { listRisks, riskCounts } from './view';
 import { acknowledgeRisk } from './acknowledge';
@@ -113,6 +115,7 @@ beforeAll(async () => {
     ldap: false,
     backup: false,
     fleet: { environments: ['rk', 'rs'], herds: ['alpha'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.97' },
+    pgbouncer: [{ environment: 'rs', herd: 'alpha', scram: true }],
   });
   const c = await seededDatabase(lab, 4);
   db = c.db;
@@ -403,6 +406,33 @@ describe('risks found by the refresh and the judge', () => {
     expect(found[0]!.detail).toMatch(/expires in 4\.9|expires in 5\.0/);
     // The others hold a year's certificates: no finding.
     expect((await risksOf('certificate')).length).toBe(1);
+  });
+
+  it("reads a PgBouncer's certificate, as its configuration names it, and finds it within the environment's bound", async () => {
+    const b = lab.pgbouncer.find((x) => x.environment === 'rs')!;
+    expect(await readEndpointCertificates(db)).toEqual({ read: 1, failed: 0 });
+    const certFile = /^client_tls_cert_file = (.+)$/m.exec(readFileSync(b.configFile, 'utf8'))![1]!;
+    const validTo = new Date(new X509Certificate(readFileSync(certFile)).validTo).toISOString();
+    const [row] = (await db.execute<{ endpoint: string; not_after: string }>(sql`SELECT endpoint, not_after::text FROM tls_readings`)).rows;
+    expect(row!.endpoint).toBe(`PgBouncer ${b.server}:${String(b.port)}`);
+    expect(new Date(row!.not_after).toISOString()).toBe(validTo);
+    // A year's certificate: nothing at the default bound; within a 400-day bound, a warning with its days.
+    await judgeRisks(db);
+    expect((await risksOf('certificate', 'rs')).filter((r) => r.subject.startsWith('PgBouncer'))).toEqual([]);
+    const before = (await db.select().from(environments)).find((e) => e.name === 'rs')!.riskThresholds;
+    await db.execute(sql`UPDATE environments SET risk_thresholds = risk_thresholds || '{"certificateWarningDays": 400}' WHERE name = 'rs'`);
+    try {
+      await judgeRisks(db);
+      const found = (await risksOf('certificate', 'rs')).find((r) => r.subject.startsWith('PgBouncer'));
+      expect(found, JSON.stringify(await risksOf('certificate', 'rs'))).toBeDefined();
+      expect(found!.severity).toBe('warning');
+      expect(Math.abs(found!.measure - (Date.parse(validTo) - Date.now()) / 86_400_000)).toBeLessThan(0.2);
+      expect(found!.detail).toContain(`the certificate of PgBouncer ${b.server}:${String(b.port)}`);
+    } finally {
+      await db.execute(sql`UPDATE environments SET risk_thresholds = ${JSON.stringify(before)}::jsonb WHERE name = 'rs'`);
+    }
+    await judgeRisks(db);
+    expect((await risksOf('certificate', 'rs')).filter((r) => r.subject.startsWith('PgBouncer'))).toEqual([]);
   });
 
   it('tells the webhooks what was raised and cleared, and takes no risk id for a finding it keeps', async () => {

@@ -50,3 +50,27 @@ export function probeCertificate(e: { host: string; port: number }, timeoutMs: n
     });
   });
 }
+
+/** The certificate an HTTPS endpoint (Patroni's REST API) shows: a TLS handshake, nothing asked, nothing trusted. */
+export function probeTlsCertificate(e: { host: string; port: number }, timeoutMs: number): Promise<SeenCertificate> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: e.host, port: e.port, rejectUnauthorized: false, servername: net.isIP(e.host) ? undefined : e.host });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no TLS handshake within ${String(timeoutMs)} ms`));
+    }, timeoutMs);
+    s.once('error', (err: Error) => {
+      clearTimeout(timer);
+      s.destroy();
+      reject(err);
+    });
+    s.once('secureConnect', () => {
+      clearTimeout(timer);
+      const c = s.getPeerCertificate();
+      s.destroy();
+      if (!c.valid_to) return void reject(new Error('the server sent no certificate'));
+      const cn = (c.subject as Partial<typeof c.subject> | undefined)?.CN;
+      resolve({ notAfter: new Date(c.valid_to).toISOString(), subject: Array.isArray(cn) ? (cn[0] ?? null) : (cn ?? null) });
+    });
+  });
+}

@@ -5,7 +5,7 @@
 // bad credentials and a dead endpoint stop an action at its pre-flight.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { and, desc, eq, gte } from 'drizzle-orm';
+import { and, desc, eq, gte, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
 import { auditEntries, backups, herds, instances, operations, operationTargets, servers } from '@/db/schema';
@@ -35,6 +35,8 @@ import { startReconnectingWriter, startWriter } from '@/lib/testing/writer';
 import { showDatabases } from '@/lib/adapters/pgbouncer/admin';
 import { poolerConsole } from '@/lib/fleet/pooler';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { readEndpointCertificates } from '@/lib/features/risks/certificates';
 import { buildReport } from '@/lib/agent/cli';
 import { agentConfigSchema } from '@/lib/agent/discover';
 import { createAgentToken, ingestReports, receiveReport } from '@/lib/features/agents/ingest';
@@ -124,6 +126,26 @@ describe('a herd Patroni runs, through pgherd', () => {
       const plan = await planOperation(db, SYSTEM_ACCESS, getAction(name)!, [replica]);
       expect(plan.targets[0]!.refused, name).toMatch(/Patroni runs this herd/);
     }
+  });
+
+  it("reads each member's REST certificate for the certificate risk, and says a PgBouncer without TLS takes none", async () => {
+    expect(await readEndpointCertificates(db)).toEqual({ read: pat().members.length, failed: 0 });
+    const rows = (
+      await db.execute<{ key: string; endpoint: string; not_after: string | null; error: string | null }>(
+        sql`SELECT key, endpoint, not_after::text, error FROM tls_readings ORDER BY key`,
+      )
+    ).rows;
+    for (const m of pat().members) {
+      const certFile = (JSON.parse(readFileSync(m.configFile, 'utf8')) as { restapi: { certfile: string } }).restapi.certfile;
+      const validTo = new Date(new X509Certificate(readFileSync(certFile)).validTo).toISOString();
+      const key = `patroni:${String(await idOf(m.server))}`;
+      const row = rows.find((r) => r.key === key);
+      expect(row, JSON.stringify(rows)).toBeDefined();
+      expect(row!.endpoint).toBe(`Patroni REST ${new URL(m.restUrl).host}`);
+      expect(new Date(row!.not_after!).toISOString()).toBe(validTo);
+    }
+    // The lab's PgBouncer here takes no TLS: kept as such, and no certificate risk made of it.
+    expect(rows.filter((r) => r.key.startsWith('pooler:')).map((r) => [r.not_after, r.error])).toEqual([[null, 'takes no TLS']]);
   });
 
   it('is backed up through Patroni: archive_command in its dynamic configuration, run by every member, WAL in the repository, a full backup', async () => {
