@@ -983,6 +983,22 @@ describe('an action is its plan', () => {
           steps: a.steps(primary, deps, { members, params, prepared }),
         };
       }
+      if (a.name === 'rotate-certificate') {
+        process.env.PGHERD_CERT_AUTHORITIES = JSON.stringify({
+          [t.serverEnvironment]: { certFile: '/etc/pgherd/ca.pem', keyFile: '/etc/pgherd/ca.key' },
+        });
+        const prepared = new Map([
+          [t.id, { ssl: true, certFile: '/var/lib/postgresql/server.crt', keyFile: '/var/lib/postgresql/server.key' }],
+        ]);
+        try {
+          return {
+            words: a.plan(t, { members, params: {}, prepared }).steps,
+            steps: a.steps(t, deps, { members, params: {}, prepared }),
+          };
+        } finally {
+          delete process.env.PGHERD_CERT_AUTHORITIES;
+        }
+      }
       if (a.name === 'grow-volume') {
         const volume = { volumeId: 'vol-0abc12345', sizeGiB: 100, type: 'gp3', state: 'in-use', instanceId: 'i-0abc', device: '/dev/sdf' };
         const mount = { device: '/dev/xvdf', fsType: 'xfs', mountPoint: '/var/lib/postgresql' };

@@ -17,6 +17,7 @@ import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 import { checkSshAction } from '@/lib/actions/control/check-ssh.action';
 import { dropSlotAction } from '@/lib/actions/maintenance/drop-slot.action';
 import { growVolumeAction } from '@/lib/actions/cloud/grow-volume.action';
+import { rotateCertificateAction } from '@/lib/actions/maintenance/rotate-certificate.action';
 import { endSessionAction } from '@/lib/actions/maintenance/end-session.action';
 import { vacuumFreezeAction } from '@/lib/actions/maintenance/vacuum-freeze.action';
 import { replaceHostKeyAction } from '@/lib/actions/control/replace-host-key.action';
@@ -86,6 +87,7 @@ export const actions: AnyAction[] = [
   dropSlotAction,
   endSessionAction,
   growVolumeAction,
+  rotateCertificateAction,
 ];
 
 /**

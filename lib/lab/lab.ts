@@ -243,6 +243,19 @@ export function labSettings(lab: LabInfo): { PGHERD_DNS_CONFIG: string; PGHERD_P
     PGHERD_RULE_MIN_INTERVAL_SECONDS: '1',
     ...(lab.metrics ? { PGHERD_METRICS_TOKEN: lab.metrics.token } : {}),
     ...(lab.aws ? labAwsEnv(lab.aws) : {}),
+    // The lab's CA signs every environment's certificates: Rotate certificate issues from it.
+    ...(lab.tls
+      ? {
+          PGHERD_CERT_AUTHORITIES: JSON.stringify(
+            Object.fromEntries(
+              [...new Set(lab.instances.map((i) => i.environment))].map((e) => [
+                e,
+                { certFile: lab.tls!.caFile, keyFile: lab.tls!.keyFile },
+              ]),
+            ),
+          ),
+        }
+      : {}),
     // A key per environment, as a fleet should run: each environment's hosts authorize only their own.
     ...(lab.ssh
       ? {

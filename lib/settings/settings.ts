@@ -65,6 +65,22 @@ export const SETTINGS = {
       doc: 'SSH keys per environment, as JSON: `{"production": "/run/secrets/ssh-production", "staging": "/run/secrets/ssh-staging"}` (absolute paths). Each environment\'s hosts should authorize their own key only, so a row of one environment cannot authenticate to another\'s host. A bad value, or an unreadable file, stops the worker at start; an environment with no key and no `PGHERD_SSH_KEY` is refused at its first connection, naming both settings',
     },
   ),
+  PGHERD_CERT_AUTHORITIES: json(
+    z.record(
+      z.string().min(1).max(63),
+      z
+        .object({
+          certFile: z.string().regex(/^\/[^\n\0]*$/, 'an absolute path'),
+          keyFile: z.string().regex(/^\/[^\n\0]*$/, 'an absolute path'),
+          days: z.number().int().min(1).max(825).optional(),
+        })
+        .strict(),
+    ),
+    {
+      accepts: 'a JSON object of environment name to { certFile, keyFile, days? } (absolute paths on the worker)',
+      doc: 'each environment\'s certificate authority, where pgherd is given one: Rotate certificate signs a member\'s new server certificate with it (`days`, default 365). `{"staging": {"certFile": "/etc/pgherd/ca/staging.pem", "keyFile": "/etc/pgherd/ca/staging.key"}}`; the key readable by the worker\'s user alone',
+    },
+  ),
   PGHERD_SSH_AUTHORIZED_KEYS: json(
     z.record(
       z.string().min(1).max(63),

@@ -3,8 +3,12 @@
 // writer, a transaction left idle, a certificate five days from expiry, each found by the refresh's own
 // round and the judge, with the right measure; acknowledged and counted again when worse; told to the
 // webhooks; and none of rk's seen by a viewer of rs, in the page's list, the API or the metric.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { rotateCertificateAction } from '@/lib/actions/maintenance/rotate-certificate.action';
+import { signRequest } from '@/lib/actions/steps/sign-certificate';
+import { probeCertificate } from '@/lib/fleet/risks/cert-probe';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NextRequest } from 'next/server';
@@ -406,33 +410,7 @@ describe('risks found by the refresh and the judge', () => {
     expect(found[0]!.detail).toMatch(/expires in 4\.9|expires in 5\.0/);
     // The others hold a year's certificates: no finding.
     expect((await risksOf('certificate')).length).toBe(1);
-  });
-
-  it("reads a PgBouncer's certificate, as its configuration names it, and finds it within the environment's bound", async () => {
-    const b = lab.pgbouncer.find((x) => x.environment === 'rs')!;
-    expect(await readEndpointCertificates(db)).toEqual({ read: 1, failed: 0 });
-    const certFile = /^client_tls_cert_file = (.+)$/m.exec(readFileSync(b.configFile, 'utf8'))![1]!;
-    const validTo = new Date(new X509Certificate(readFileSync(certFile)).validTo).toISOString();
-    const [row] = (await db.execute<{ endpoint: string; not_after: string }>(sql`SELECT endpoint, not_after::text FROM tls_readings`)).rows;
-    expect(row!.endpoint).toBe(`PgBouncer ${b.server}:${String(b.port)}`);
-    expect(new Date(row!.not_after).toISOString()).toBe(validTo);
-    // A year's certificate: nothing at the default bound; within a 400-day bound, a warning with its days.
-    await judgeRisks(db);
-    expect((await risksOf('certificate', 'rs')).filter((r) => r.subject.startsWith('PgBouncer'))).toEqual([]);
-    const before = (await db.select().from(environments)).find((e) => e.name === 'rs')!.riskThresholds;
-    await db.execute(sql`UPDATE environments SET risk_thresholds = risk_thresholds || '{"certificateWarningDays": 400}' WHERE name = 'rs'`);
-    try {
-      await judgeRisks(db);
-      const found = (await risksOf('certificate', 'rs')).find((r) => r.subject.startsWith('PgBouncer'));
-      expect(found, JSON.stringify(await risksOf('certificate', 'rs'))).toBeDefined();
-      expect(found!.severity).toBe('warning');
-      expect(Math.abs(found!.measure - (Date.parse(validTo) - Date.now()) / 86_400_000)).toBeLessThan(0.2);
-      expect(found!.detail).toContain(`the certificate of PgBouncer ${b.server}:${String(b.port)}`);
-    } finally {
-      await db.execute(sql`UPDATE environments SET risk_thresholds = ${JSON.stringify(before)}::jsonb WHERE name = 'rs'`);
-    }
-    await judgeRisks(db);
-    expect((await risksOf('certificate', 'rs')).filter((r) => r.subject.startsWith('PgBouncer'))).toEqual([]);
+    expect(found[0]!.fix).toMatchObject({ action: 'rotate-certificate' });
   });
 
   it('tells the webhooks what was raised and cleared, and takes no risk id for a finding it keeps', async () => {
@@ -559,5 +537,97 @@ describe("a viewer of rs sees none of rk's risks", () => {
     expect(viewerMetrics.text).not.toMatch(/environment="rk"/);
     expect(rootMetrics.text).not.toMatch(/pgherd_queue_up|pgherd_workers|pgherd_inventory_up/);
     expect(viewerMetrics.text).not.toMatch(/pgherd_queue_up|pgherd_workers|pgherd_inventory_up/);
+  });
+});
+
+// Last: the rotation clears the certificate risk the scope test above counts on.
+describe('Rotate certificate', () => {
+  it("rotates it from the environment's CA: the key made on the host, the names pgherd's, taken by a reload, and the finding clears", async () => {
+    const r = replicaOf('rk');
+    const id = await instanceOf(r);
+    const [files] = await query<{ cert: string; key: string }>(
+      url(r),
+      "SELECT current_setting('ssl_cert_file') AS cert, current_setting('ssl_key_file') AS key",
+    );
+    const run = await runOperation(db, worker.queue, rotateCertificateAction, { instanceIds: [id] }, {});
+    expect(run.op.status, JSON.stringify(run.steps.map((x) => [x.name, x.status, x.stderrTail]))).toBe('succeeded');
+    const cert = new X509Certificate(readFileSync(files!.cert));
+    expect(cert.subject).toBe(`CN=${r.server}`);
+    expect(cert.subjectAltName).toBe(`DNS:${r.server}, IP Address:${r.address}`);
+    expect(cert.checkIssued(new X509Certificate(readFileSync(lab.tls!.caFile)))).toBe(true);
+    // The key on the host is the certificate's, readable by its owner alone; the old ones are kept beside.
+    expect(cert.checkPrivateKey(createPrivateKey(readFileSync(files!.key)))).toBe(true);
+    expect(statSync(files!.key).mode & 0o077).toBe(0);
+    expect(existsSync(`${files!.key}.pgherd-old`) && existsSync(`${files!.cert}.pgherd-old`)).toBe(true);
+    expect(existsSync(`${files!.key}.pgherd-new`)).toBe(false);
+    const days = (Date.parse(cert.validTo) - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(364);
+    expect(run.targets[0]!.outcome).toContain(`a new certificate for ${r.server}, ${r.address}, until`);
+    // A handshake shows it (Postgres took it), and the risk clears at the next reading.
+    expect((await probeCertificate({ host: r.address, port: r.port }, 5000))!.notAfter).toBe(new Date(cert.validTo).toISOString());
+    await pass(true);
+    expect((await risksOf('certificate')).filter((x) => x.instance?.endsWith(`:${r.port}`))).toEqual([]);
+  });
+
+  it("signs only the names pgherd gives, whatever a host's request asks, and refuses a request that is not one", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rk-csr-'));
+    const keyFile = path.join(dir, 'k.pem');
+    const csr = execFileSync('openssl', [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-subj',
+      '/CN=billing.production.example',
+      '-addext',
+      'subjectAltName=DNS:billing.production.example,IP:10.0.0.1',
+    ]).toString();
+    const signed = await signRequest({ certFile: lab.tls!.caFile, keyFile: lab.tls!.keyFile }, csr, ['db1.rk.example', '127.0.97.9'], 30);
+    const cert = new X509Certificate(signed.pem);
+    expect(cert.subject).toBe('CN=db1.rk.example');
+    expect(cert.subjectAltName).toBe('DNS:db1.rk.example, IP Address:127.0.97.9');
+    await expect(signRequest({ certFile: lab.tls!.caFile, keyFile: lab.tls!.keyFile }, 'not a request', ['db1'], 30)).rejects.toThrow(
+      /no certificate request/,
+    );
+    await expect(
+      signRequest({ certFile: lab.tls!.caFile, keyFile: lab.tls!.keyFile }, csr, ['db1 -extfile /etc/passwd'], 30),
+    ).rejects.toThrow(/not a host name or address/);
+    // A request whose signature does not match its key (altered on the way): refused.
+    const altered = csr.replace(/([A-Za-z0-9+/])(=*\n-----END)/, (_m, c: string, tail: string) => `${c === 'A' ? 'B' : 'A'}${tail}`);
+    await expect(signRequest({ certFile: lab.tls!.caFile, keyFile: lab.tls!.keyFile }, altered, ['db1'], 30)).rejects.toThrow(
+      /self-signature did not match/,
+    );
+  });
+
+  it("reads a PgBouncer's certificate, as its configuration names it, and finds it within the environment's bound", async () => {
+    const b = lab.pgbouncer.find((x) => x.environment === 'rs')!;
+    expect(await readEndpointCertificates(db)).toEqual({ read: 1, failed: 0 });
+    const certFile = /^client_tls_cert_file = (.+)$/m.exec(readFileSync(b.configFile, 'utf8'))![1]!;
+    const validTo = new Date(new X509Certificate(readFileSync(certFile)).validTo).toISOString();
+    const [row] = (await db.execute<{ endpoint: string; not_after: string }>(sql`SELECT endpoint, not_after::text FROM tls_readings`)).rows;
+    expect(row!.endpoint).toBe(`PgBouncer ${b.server}:${String(b.port)}`);
+    expect(new Date(row!.not_after).toISOString()).toBe(validTo);
+    // A year's certificate: nothing at the default bound; within a 400-day bound, a warning with its days.
+    await judgeRisks(db);
+    expect((await risksOf('certificate', 'rs')).filter((r) => r.subject.startsWith('PgBouncer'))).toEqual([]);
+    const before = (await db.select().from(environments)).find((e) => e.name === 'rs')!.riskThresholds;
+    await db.execute(sql`UPDATE environments SET risk_thresholds = risk_thresholds || '{"certificateWarningDays": 400}' WHERE name = 'rs'`);
+    try {
+      await judgeRisks(db);
+      const found = (await risksOf('certificate', 'rs')).find((r) => r.subject.startsWith('PgBouncer'));
+      expect(found, JSON.stringify(await risksOf('certificate', 'rs'))).toBeDefined();
+      expect(found!.severity).toBe('warning');
+      expect(Math.abs(found!.measure - (Date.parse(validTo) - Date.now()) / 86_400_000)).toBeLessThan(0.2);
+      expect(found!.detail).toContain(`the certificate of PgBouncer ${b.server}:${String(b.port)}`);
+    } finally {
+      await db.execute(sql`UPDATE environments SET risk_thresholds = ${JSON.stringify(before)}::jsonb WHERE name = 'rs'`);
+    }
+    await judgeRisks(db);
+    expect((await risksOf('certificate', 'rs')).filter((r) => r.subject.startsWith('PgBouncer'))).toEqual([]);
   });
 });

@@ -134,7 +134,17 @@ export function fixOf(r: {
         href: r.instanceId === null ? null : planHref('end-session', [r.instanceId], { session: r.subject }),
       };
     case 'certificate':
-      return none('Renew the certificate', "issue a new one from the environment's CA, put it in place and reload");
+      if (r.facts.endpoint !== undefined || r.instanceId === null)
+        return none(
+          'Renew the certificate',
+          "issue a new one from the environment's CA, put it in place and reload (PgBouncer) or restart (Patroni)",
+        );
+      return {
+        action: 'rotate-certificate',
+        label: 'Rotate the certificate',
+        how: "a new one from the environment's CA (the key made on the host), put in place and reloaded",
+        href: planHref('rotate-certificate', [r.instanceId]),
+      };
     case 'single_member':
     case 'one_site':
       return {
