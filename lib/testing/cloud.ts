@@ -1,6 +1,12 @@
 // An EC2 instance type as lib/adapters/aws/ec2 describes it, for tests of the ranking and the resize plan:
 // x86_64, HVM, ENA required, not burstable unless said.
+import { eq } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { instances, servers } from '@/db/schema';
+import { ec2Client } from '@/lib/adapters/aws/config';
 import type { TypeInfo } from '@/lib/adapters/aws/ec2';
+import { discoverEc2, discoveryConfig } from '@/lib/features/discovery/discovery';
+import type { LabInfo } from '@/lib/lab/lab';
 import { priceList } from '@/lib/fleet/cloud/prices';
 import { rankTypes } from '@/lib/fleet/cloud/rank';
 import type { ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
@@ -64,4 +70,20 @@ export function resizePrepared(h: HerdRef, t: InstanceRef | InstanceRef[], state
     herds: new Map([[h.id, { ...h, hooks: { pre: '/opt/hooks/pre', post: '/opt/hooks/post', on: 'worker' as const, timeoutSeconds: 5 } }]]),
     prices: { source: prices.source, date: prices.date },
   };
+}
+
+/**
+ * The lab's servers given their cloud identity, as EC2 discovery gives it (each server's EC2 instance in
+ * the lab's moto), and each instance's id by its server's host name.
+ */
+export async function discoverLabServers(db: Db, lab: LabInfo): Promise<Map<string, number>> {
+  const cfg = discoveryConfig({ PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [lab.aws!.region], tags: lab.aws!.discoveryTags }) })!;
+  await discoverEc2(db, cfg, (region) => ec2Client(region));
+  const ids = new Map<string, number>();
+  for (const i of await db
+    .select({ id: instances.id, host: servers.hostname })
+    .from(instances)
+    .innerJoin(servers, eq(servers.id, instances.serverId)))
+    ids.set(i.host, i.id);
+  return ids;
 }

@@ -1,6 +1,6 @@
 // Grow data volume on a lab of its own (environment "gv", herd "files": a primary and a replica on
 // 127.0.99.x, each on an EC2 instance in the lab's moto), each member's data directory moved onto a lab
-// volume (a 1 GiB XFS filesystem on a loop device, attached to its instance in moto: lib/lab/volumes.ts).
+// volume (a 2 GiB XFS filesystem on a loop device, attached to its instance in moto: lib/lab/volumes.ts).
 // A filesystem filled for real is found by its agent's report, grown through EBS (the lab's front grows the
 // loop device) and xfs_growfs over SSH, with Postgres running; the finding clears.
 import { rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -9,11 +9,11 @@ import { DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { diskReadings, instances, servers } from '@/db/schema';
+import { diskReadings } from '@/db/schema';
 import { ec2Client } from '@/lib/adapters/aws/config';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { planOperation } from '@/lib/engine/plan';
-import { discoverEc2, discoveryConfig } from '@/lib/features/discovery/discovery';
+import { discoverLabServers } from '@/lib/testing/cloud';
 import { judgeRisks } from '@/lib/features/risks/judge';
 import { listRisks } from '@/lib/features/risks/view';
 import { ingestLabReports } from '@/lib/lab/agents';
@@ -66,14 +66,9 @@ beforeAll(async () => {
   const c = await seededDatabase(lab, 4);
   db = c.db;
   closeDb = () => c.pool.end();
-  const cfg = discoveryConfig({ PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [lab.aws!.region], tags: lab.aws!.discoveryTags }) })!;
-  await discoverEc2(db, cfg, (region) => ec2Client(region));
-  for (const i of await db
-    .select({ id: instances.id, host: servers.hostname })
-    .from(instances)
-    .innerJoin(servers, eq(servers.id, instances.serverId)))
-    ids.set(i.host, i.id);
-  for (const i of lab.instances) volumes.set(i.server, await makeLabVolume(lab, i, 1));
+  // The servers' cloud identity, as EC2 discovery gives it.
+  for (const [host, id] of await discoverLabServers(db, lab)) ids.set(host, id);
+  for (const i of lab.instances) volumes.set(i.server, await makeLabVolume(lab, i, 2));
   worker = await startTestWorker(lab, 'grow-volume', 2);
 }, 240_000);
 
@@ -94,7 +89,7 @@ async function fill(i: LabInstance, leftBytes: number) {
 describe('Grow data volume', () => {
   it("finds a filesystem filled for real from its agent's report, with the mount it is on and a fix to grow it", async () => {
     const r = replica();
-    await fill(r, 30 * 1024 * 1024);
+    await fill(r, 80 * 1024 * 1024);
     await report();
     const [reading] = await db
       .select()
@@ -111,14 +106,15 @@ describe('Grow data volume', () => {
     expect(found!.measure).toBeLessThan(5);
     expect(found!.fix).toMatchObject({
       action: 'grow-volume',
-      href: expect.stringContaining(`ids=${String(idOf(r))}&p.sizeGiB=2`) as unknown,
+      href: expect.stringContaining(`ids=${String(idOf(r))}&p.sizeGiB=3`) as unknown,
     });
   });
 
   it('refuses what EBS or the host would not do, and bad sizes change nothing', async () => {
     const r = replica();
-    expect(await refusalOf(r, {})).toMatch(/give the new size above \(the volume is 1 GiB\)/);
-    expect(await refusalOf(r, { sizeGiB: 1 })).toMatch(/is 1 GiB already, and its filesystem fills it/);
+    expect(await refusalOf(r, {})).toMatch(/give the new size above \(the volume is 2 GiB\)/);
+    expect(await refusalOf(r, { sizeGiB: 2 })).toMatch(/is 2 GiB already, and its filesystem fills it/);
+    expect(await refusalOf(r, { sizeGiB: 1 })).toMatch(/1 GiB is smaller than vol-\w+ \(2 GiB\): EBS cannot shrink a volume/);
     await expect(planOperation(db, SYSTEM_ACCESS, growVolumeAction, [idOf(r)], { sizeGiB: 0 })).rejects.toThrow(/sizeGiB/);
     await expect(planOperation(db, SYSTEM_ACCESS, growVolumeAction, [idOf(r)], { sizeGiB: 2.5 })).rejects.toThrow(/whole number/);
     await expect(planOperation(db, SYSTEM_ACCESS, growVolumeAction, [idOf(r)], { sizeGiB: 99999 })).rejects.toThrow(/16384/);
@@ -126,11 +122,11 @@ describe('Grow data volume', () => {
     await db.execute(
       sql`UPDATE disk_readings SET data_mount = jsonb_set(data_mount, '{device}', '"/dev/loop999"') WHERE instance_id = ${idOf(r)}`,
     );
-    expect(await refusalOf(r, { sizeGiB: 2 })).toMatch(
+    expect(await refusalOf(r, { sizeGiB: 3 })).toMatch(
       /no EBS volume of i-\w+ is \/dev\/loop999, the device under .* \(attached: .*vol-\w+ as \/dev\/loop\d+/,
     );
     await report();
-    expect(await sizeOf(volumes.get(r.server)!)).toBe(1);
+    expect(await sizeOf(volumes.get(r.server)!)).toBe(2);
   });
 
   it('grows the volume and its filesystem with Postgres running, and the finding clears', async () => {
@@ -138,44 +134,44 @@ describe('Grow data volume', () => {
     const v = volumes.get(r.server)!;
     const started = (await query<{ t: Date }>(r.dsn, 'SELECT pg_postmaster_start_time() AS t'))[0]!.t;
     const before = fsTotal(v);
-    const run1 = await runOperation(db, worker.queue, growVolumeAction, { instanceIds: [idOf(r)] }, { sizeGiB: 2 });
+    const run1 = await runOperation(db, worker.queue, growVolumeAction, { instanceIds: [idOf(r)] }, { sizeGiB: 3 });
     expect(run1.op.status, JSON.stringify(run1.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
-    expect(await sizeOf(v)).toBe(2);
+    expect(await sizeOf(v)).toBe(3);
     expect(fsTotal(v)).toBeGreaterThan(before + 0.9 * GiB);
-    expect(run1.targets[0]!.outcome).toMatch(new RegExp(`${v.mountPoint} \\(xfs\\) is (1\\.9|2\\.0) GiB now, [\\d.]+ GiB free`));
+    expect(run1.targets[0]!.outcome).toMatch(new RegExp(`${v.mountPoint} \\(xfs\\) is (2\\.9|3\\.0) GiB now, [\\d.]+ GiB free`));
     // Postgres never stopped, and still replays.
     expect((await query<{ t: Date }>(r.dsn, 'SELECT pg_postmaster_start_time() AS t'))[0]!.t).toEqual(started);
     expect((await query<{ s: string }>(r.dsn, 'SELECT status AS s FROM pg_stat_wal_receiver'))[0]?.s).toBe('streaming');
     await report();
     expect(await diskRisks(r)).toEqual([]);
     // EBS allows one change in six hours: the plan says so before EBS would.
-    expect(await refusalOf(r, { sizeGiB: 3 })).toMatch(/was modified at .*: EBS allows one change every six hours/);
+    expect(await refusalOf(r, { sizeGiB: 4 })).toMatch(/was modified at .*: EBS allows one change every six hours/);
   });
 
   it('grows the volume but not the filesystem when sudo does not allow it, says so, and finishes once it does', async () => {
     const p = primary();
     const v = volumes.get(p.server)!;
-    await fill(p, 30 * 1024 * 1024);
+    await fill(p, 80 * 1024 * 1024);
     await report();
     const allowed = (await import('node:fs')).readFileSync(v.sudoers, 'utf8');
     rmSync(v.sudoers);
     try {
-      const denied = await runOperation(db, worker.queue, growVolumeAction, { instanceIds: [idOf(p)] }, { sizeGiB: 2 });
+      const denied = await runOperation(db, worker.queue, growVolumeAction, { instanceIds: [idOf(p)] }, { sizeGiB: 3 });
       expect(denied.op.status).toBe('failed');
       expect(JSON.stringify([denied.steps.map((s) => s.stderrTail), denied.targets.map((t) => t.error ?? t.outcome)])).toMatch(
         /may not run \/usr\/sbin\/xfs_growfs -d .* as root .*the volume is larger, the filesystem not yet/,
       );
-      expect(await sizeOf(v)).toBe(2);
-      expect(fsTotal(v)).toBeLessThan(1.1 * GiB);
+      expect(await sizeOf(v)).toBe(3);
+      expect(fsTotal(v)).toBeLessThan(2.1 * GiB);
     } finally {
       writeFileSync(v.sudoers, allowed, { mode: 0o440 });
     }
     // Again with the same size: EBS is not asked (it is 2 GiB already), the filesystem is grown.
-    const plan = await planOperation(db, SYSTEM_ACCESS, growVolumeAction, [idOf(p)], { sizeGiB: 2 });
-    expect(JSON.stringify(plan.targets[0]!.facts)).toContain('2 GiB already: the filesystem only');
-    const again = await runOperation(db, worker.queue, growVolumeAction, { instanceIds: [idOf(p)] }, { sizeGiB: 2 });
+    const plan = await planOperation(db, SYSTEM_ACCESS, growVolumeAction, [idOf(p)], { sizeGiB: 3 });
+    expect(JSON.stringify(plan.targets[0]!.facts)).toContain('3 GiB already: the filesystem only');
+    const again = await runOperation(db, worker.queue, growVolumeAction, { instanceIds: [idOf(p)] }, { sizeGiB: 3 });
     expect(again.op.status, JSON.stringify(again.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
-    expect(fsTotal(v)).toBeGreaterThan(1.9 * GiB);
+    expect(fsTotal(v)).toBeGreaterThan(2.9 * GiB);
     await report();
     expect(await diskRisks(p)).toEqual([]);
   });

@@ -13,7 +13,7 @@ import { auditEntries, herds, instances, operations, operationSteps, operationTa
 import { awsSettings, ec2Client } from '@/lib/adapters/aws/config';
 import { describeInstancesById, setInstanceType } from '@/lib/adapters/aws/ec2';
 import { loadAccess, SYSTEM_ACCESS } from '@/lib/engine/access';
-import { discoverEc2, discoveryConfig } from '@/lib/features/discovery/discovery';
+import { discoverLabServers } from '@/lib/testing/cloud';
 import { forgetApiPrices } from '@/lib/fleet/cloud/prices';
 import { LAB_PRICES_PUBLISHED } from '@/lib/lab/aws-front';
 import { lookup, replaceRecordSet } from '@/lib/adapters/dns/rfc2136';
@@ -56,13 +56,7 @@ beforeAll(async () => {
   db = c.db;
   closeDb = () => c.pool.end();
   // The servers' cloud identity, as EC2 discovery gives it.
-  const cfg = discoveryConfig({ PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [lab.aws!.region], tags: lab.aws!.discoveryTags }) })!;
-  await discoverEc2(db, cfg, (region) => ec2Client(region));
-  for (const i of await db
-    .select({ id: instances.id, host: servers.hostname })
-    .from(instances)
-    .innerJoin(servers, eq(servers.id, instances.serverId)))
-    ids.set(i.host, i.id);
+  for (const [host, id] of await discoverLabServers(db, lab)) ids.set(host, id);
   worker = await startTestWorker(lab, 'resize', 4);
 }, 180_000);
 

@@ -5,10 +5,11 @@
 // on three sites (its database on Patroni behind each site's HAProxy, its queue under Sentinel), a console
 // and a worker on sites a and b, HAProxy in front of the consoles; `npm run lab -- kill-site a` loses one.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { buildConsole, prepareDatabase, startConsole, startWorkerProcess, writeSiteEnv } from '@/lib/lab/console';
-import { cancellable, labIdentity, StartCancelled, throwIfCancelled } from '@/lib/lab/proc';
+import { cancellable, labIdentity, run, StartCancelled, throwIfCancelled } from '@/lib/lab/proc';
+import { makeLabVolume, volumesUnavailable } from '@/lib/lab/volumes';
 import { freePort } from '@/lib/lab/ports';
 import { startConsoleFront } from '@/lib/lab/control-plane';
 import {
@@ -267,6 +268,9 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
     log(`Patroni: ${await acceptPatroniProposals(db, admin.username)} members' REST addresses accepted, as ${admin.username}`);
     log(`approvals: ${await demoApprovalPolicy(db)}`);
     log(`risks: ${await leaveARisk(lab)}`);
+    log(
+      `risks: ${await leaveAFullDisk(lab).catch((err: unknown) => `no disk risk shown (${err instanceof Error ? err.message : String(err)})`)}`,
+    );
   } finally {
     await pool.end();
   }
@@ -309,6 +313,28 @@ async function leaveARisk(lab: LabInfo): Promise<string> {
     "SELECT pg_create_physical_replication_slot('forgotten_standby', true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'forgotten_standby')",
   );
   return `an inactive slot, forgotten_standby, left on staging/${p.herd}'s primary (${p.address}:${String(p.port)}): Risks shows it`;
+}
+
+/**
+ * A disk a newcomer can see filling and grow: a staging replica's data directory moved onto a 20 GiB lab
+ * volume (an XFS filesystem on a loop device, an EBS volume in moto), filled to 91%: its agent reports it,
+ * Risks says it, and Grow data volume grows it (EBS, then xfs_growfs over SSH). Only as root with loop
+ * devices (lib/lab/volumes.ts says why not otherwise).
+ */
+async function leaveAFullDisk(lab: LabInfo): Promise<string> {
+  const why = volumesUnavailable();
+  if (why) return `no disk risk shown: ${why}`;
+  const r = lab.instances.find(
+    (i) => i.environment === 'staging' && i.role === 'replica' && !i.patroniUrl && lab.aws?.instances.some((x) => x.server === i.server),
+  );
+  if (!r) return 'no staging replica on EC2 to fill a disk on';
+  // 20 GiB (a sparse file: what is allocated costs no space), so the replica's WAL (wal_keep_size and a
+  // checkpoint's worth) still fits in the 9% left.
+  const v = await makeLabVolume(lab, r, 20);
+  const s = statfsSync(v.mountPoint);
+  const leave = Math.floor(s.blocks * s.bsize * 0.09);
+  await run(labIdentity(), ['fallocate', '--length', String(s.bavail * s.bsize - leave), path.join(v.mountPoint, 'ballast')]);
+  return `${r.server}'s data directory is on a 20 GiB volume (${v.volumeId}, ${v.device}) filled to 91%: Risks shows it, and Grow data volume grows it`;
 }
 
 /**
