@@ -267,6 +267,8 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
       says: "the fleet's PgBouncers' and Patroni REST APIs' certificates read (a TLS handshake each)",
       every: setting('PGHERD_RISKS_CERTIFICATES_MS'),
       everySays: '`PGHERD_RISKS_CERTIFICATES_MS`',
+      // Read at start too: a worker restarted more often than the interval would never read them.
+      atStart: 'run',
       turn: true,
       run: async () => {
         const r = await readEndpointCertificates(db);

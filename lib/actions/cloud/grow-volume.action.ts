@@ -34,11 +34,21 @@ const MAX_GIB = 16_384;
 
 export const growVolumeParams = z
   .object({
-    sizeGiB: z.coerce
-      .number()
-      .int('a whole number of GiB')
-      .min(1)
-      .max(MAX_GIB, `at most ${String(MAX_GIB)} GiB (EBS's largest)`)
+    sizeGiB: z
+      .union([
+        z.number(),
+        z
+          .string()
+          .regex(/^\d{1,6}$/, 'a whole number of GiB')
+          .transform(Number),
+      ])
+      .pipe(
+        z
+          .number()
+          .int('a whole number of GiB')
+          .min(1)
+          .max(MAX_GIB, `at most ${String(MAX_GIB)} GiB (EBS's largest)`),
+      )
       .optional(),
   })
   .strict();
@@ -123,7 +133,7 @@ export function growCommand(m: Required<Pick<Mount, 'fsType' | 'mountPoint' | 'd
 /** What a plan grows, every part of it known. */
 interface Ready {
   volume: AttachedVolume;
-  mount: Required<Pick<Mount, 'device' | 'fsType' | 'mountPoint'>>;
+  mount: Required<Pick<Mount, 'device' | 'fsType' | 'mountPoint'>> & Pick<Mount, 'volumeId'>;
   reading: NonNullable<Target['reading']>;
   region: string;
   instanceId: string;
@@ -151,6 +161,12 @@ function readiness(t: InstanceRef, x: Target | undefined, aws: string | null, si
       'not-applicable',
       `${t.label}'s agent has not said which filesystem holds its data directory (an agent older than this pgherd, or none): pgherd cannot tell which volume to grow`,
     );
+  // (An agent says a volume only for an NVMe device, whose serial names it: anything else is not an agent's word.)
+  if (m.volumeId && !/^\/dev\/nvme\d+n\d+$/.test(m.device))
+    return refuse(
+      'not-applicable',
+      `${t.label}'s agent says ${m.volumeId} for ${m.device}, which is no NVMe device: the report is not trusted`,
+    );
   if (m.device.startsWith('/dev/mapper/') || m.device.startsWith('/dev/dm-'))
     return refuse('not-applicable', `${t.label}'s data directory is on ${m.device}, a device-mapper volume (LVM): grow it by hand`);
   if (!x.volume) {
@@ -162,7 +178,7 @@ function readiness(t: InstanceRef, x: Target | undefined, aws: string | null, si
         : `no EBS volume of ${x.server.instanceId} is ${m.device}, the device under ${t.label}'s data directory (attached: ${x.attached.map((v) => `${v.volumeId} as ${v.device}`).join(', ') || 'none'})`,
     );
   }
-  const mount = { fsType: m.fsType ?? '', mountPoint: m.mountPoint, device: m.device };
+  const mount = { fsType: m.fsType ?? '', mountPoint: m.mountPoint, device: m.device, ...(m.volumeId ? { volumeId: m.volumeId } : {}) };
   const grow = growCommand(mount);
   if (!grow)
     return refuse('not-applicable', `the data directory's filesystem is ${m.fsType ?? 'of a type not said'}: pgherd grows xfs and ext4`);
@@ -231,6 +247,13 @@ export const growVolumeAction = defineAction({
       ],
       steps: [
         {
+          name: `check ${t.hostname}'s data directory is on ${v.volumeId}`,
+          does: { kind: 'fs.check-volume', instance: t.id, device: m.device, volumeId: v.volumeId, sizeGiB: v.sizeGiB },
+          says: `before EBS is asked anything, on ${t.hostname}: ${t.dataDirectory} is on ${m.device} at ${m.mountPoint} (${m.fsType}), and ${m.device} is ${v.volumeId} (${String(v.sizeGiB)} GiB${m.volumeId ? ', its NVMe serial' : ''})`,
+          timeoutMs: 60_000,
+          run: (rx: RunContext<unknown>) => checkOnHost(rx.deps, t, rx, m, v),
+        },
+        {
           name: `grow ${v.volumeId}`,
           does: { kind: 'ebs.grow', volumeId: v.volumeId, region: r.region, sizeGiB: size },
           says: `ask EBS to make ${v.volumeId} ${String(size)} GiB (ModifyVolume; nothing asked if it is already), and wait until the size is usable`,
@@ -244,9 +267,9 @@ export const growVolumeAction = defineAction({
         {
           name: `grow the filesystem on ${t.hostname}`,
           does: { kind: 'fs.grow', instance: t.id, mountPoint: m.mountPoint, device: m.device, fsType: m.fsType },
-          says: `on ${t.hostname}: check ${t.dataDirectory} is still on ${m.device} at ${m.mountPoint}, wait until the host sees ${String(size)} GiB, then ${shellCommand(grow)}`,
+          says: `on ${t.hostname}: wait until ${m.device} is ${String(size)} GiB, then ${shellCommand(grow)}`,
           timeoutMs: 5 * 60_000,
-          run: (rx: RunContext<unknown>) => growOnHost(rx.deps, t, rx, m, size, grow),
+          run: (rx: RunContext<unknown>) => growOnHost(rx.deps, t, rx, m, size, grow, v.volumeId),
         },
       ],
     };
@@ -254,7 +277,12 @@ export const growVolumeAction = defineAction({
 });
 
 /** On the host: the mount as planned, the device at the new size (polled), the filesystem grown, and what it is now. */
-async function growOnHost(deps: ActionDeps, t: InstanceRef, rx: RunContext<unknown>, m: Ready['mount'], size: number, grow: string[]) {
+/**
+ * The host says what the plan read from its agent: the data directory's mount, and that its device is the
+ * volume (an NVMe device's serial; for any device, the volume's exact size: EBS volumes are whole GiB).
+ * An agent's report may lie; the host's own answer, read over SSH before EBS is asked, decides.
+ */
+async function checkOnHost(deps: ActionDeps, t: InstanceRef, rx: RunContext<unknown>, m: Ready['mount'], v: AttachedVolume) {
   const where = await execNotedOk(
     deps,
     t,
@@ -264,15 +292,46 @@ async function growOnHost(deps: ActionDeps, t: InstanceRef, rx: RunContext<unkno
   );
   const [source, target, fsType] = where.stdout.trim().split(/\s+/);
   if (source !== m.device || target !== m.mountPoint || fsType !== m.fsType)
-    throw new Error(
-      `${t.dataDirectory} on ${t.hostname} is on ${source ?? '?'} at ${target ?? '?'} (${fsType ?? '?'}) now, not ${m.device} at ${m.mountPoint} as planned: nothing grown on the host`,
+    throw refuse(
+      'stale',
+      `${t.dataDirectory} on ${t.hostname} is on ${source ?? '?'} at ${target ?? '?'} (${fsType ?? '?'}), not ${m.device} at ${m.mountPoint} as its agent said: nothing asked of EBS`,
     );
+  if (m.volumeId) {
+    const serial = await execNotedOk(deps, t, rx, ['cat', `/sys/class/block/${m.device.replace(/^\/dev\//, '')}/device/serial`], 30_000);
+    if (serial.stdout.trim().replace(/^vol-?/, 'vol-') !== m.volumeId)
+      throw refuse(
+        'stale',
+        `${m.device} on ${t.hostname} is ${serial.stdout.trim() || 'no EBS volume'}, not ${m.volumeId}: nothing asked of EBS`,
+      );
+  }
+  const size = Number(
+    (await execNotedOk(deps, t, rx, ['lsblk', '--bytes', '--nodeps', '--noheadings', '--output', 'SIZE', m.device], 30_000)).stdout.trim(),
+  );
+  if (size !== v.sizeGiB * GiB)
+    throw refuse(
+      'stale',
+      `${m.device} on ${t.hostname} is ${String(size)} bytes, not the ${String(v.sizeGiB)} GiB of ${v.volumeId}: it is another disk; nothing asked of EBS`,
+    );
+}
+
+/** On the host, once EBS grew the volume: the device at the new size (polled), the filesystem grown, and what it is now. */
+async function growOnHost(
+  deps: ActionDeps,
+  t: InstanceRef,
+  rx: RunContext<unknown>,
+  m: Ready['mount'],
+  size: number,
+  grow: string[],
+  volumeId: string,
+) {
   const deadline = Date.now() + 120_000;
   for (;;) {
     const r = await execNotedOk(deps, t, rx, ['lsblk', '--bytes', '--nodeps', '--noheadings', '--output', 'SIZE', m.device], 30_000);
     if (Number(r.stdout.trim()) >= size * GiB) break;
     if (Date.now() > deadline)
-      throw new Error(`${m.device} on ${t.hostname} is still ${gib(Number(r.stdout.trim()))} two minutes after EBS grew the volume`);
+      throw new Error(
+        `${m.device} on ${t.hostname} is still ${gib(Number(r.stdout.trim()))} two minutes after EBS grew ${volumeId} to ${String(size)} GiB`,
+      );
     await new Promise((res) => setTimeout(res, 1000));
   }
   const g = await execNoted(deps, t, rx, grow, 120_000);

@@ -129,6 +129,35 @@ describe('Grow data volume', () => {
     expect(await sizeOf(volumes.get(r.server)!)).toBe(2);
   });
 
+  it("never grows a volume an agent's lie points at: the host is asked before EBS is", async () => {
+    const r = replica();
+    const ec2Id = lab.aws!.instances.find((x) => x.server === r.server)!.instanceId;
+    const root = (
+      await ec2().send(new DescribeVolumesCommand({ Filters: [{ Name: 'attachment.instance-id', Values: [ec2Id] }] }))
+    ).Volumes!.find((x) => x.VolumeId !== volumes.get(r.server)!.volumeId)!;
+    const rootDevice = root.Attachments![0]!.Device!;
+    const forge = (mount: Record<string, string>) =>
+      db.execute(sql`UPDATE disk_readings SET data_mount = data_mount || ${JSON.stringify(mount)}::jsonb WHERE instance_id = ${idOf(r)}`);
+    // A volume id claimed for a device that is no NVMe device: not an agent's word.
+    await forge({ volumeId: root.VolumeId! });
+    expect(await refusalOf(r, { sizeGiB: 30 })).toMatch(/says vol-\w+ for \/dev\/loop\d+, which is no NVMe device/);
+    // The root volume's device claimed, with the real mount: planned, and refused by the host before EBS is asked.
+    await report();
+    await forge({ device: rootDevice });
+    try {
+      const run = await runOperation(db, worker.queue, growVolumeAction, { instanceIds: [idOf(r)] }, { sizeGiB: 30 });
+      expect(run.op.status).toBe('failed');
+      expect(run.targets[0]!.refusal).toBe('stale');
+      expect(run.targets[0]!.error).toMatch(
+        new RegExp(`is on /dev/loop\\d+ at .*, not ${rootDevice} at .* as its agent said: nothing asked of EBS`),
+      );
+      expect(run.steps.map((x) => x.name)).not.toContain(`grow ${root.VolumeId!}`);
+      expect(await sizeOf({ volumeId: root.VolumeId! } as LabVolume)).toBe(root.Size);
+    } finally {
+      await report();
+    }
+  });
+
   it('grows the volume and its filesystem with Postgres running, and the finding clears', async () => {
     const r = replica();
     const v = volumes.get(r.server)!;

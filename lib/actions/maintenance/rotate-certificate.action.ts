@@ -19,11 +19,15 @@ import { failed, readEach, readingOf, readOn } from './read';
 
 export const rotateCertificateParams = z
   .object({
-    days: z.coerce
-      .number()
-      .int('a whole number of days')
-      .min(1)
-      .max(825, "at most 825 days (what clients accept of a server's)")
+    days: z
+      .union([
+        z.number(),
+        z
+          .string()
+          .regex(/^\d{1,4}$/, 'a whole number of days')
+          .transform(Number),
+      ])
+      .pipe(z.number().int('a whole number of days').min(1).max(825, "at most 825 days (what clients accept of a server's)"))
       .optional(),
   })
   .strict();
@@ -55,10 +59,21 @@ const REQUEST = [
   'for f in "$1" "$2"; do d=$(dirname -- "$f"); test -w "$d" || { echo "$(id -un) cannot write in $d (where $f is)" >&2; exit 3; }; done',
   'exec openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$2.pgherd-new" -subj "/CN=$3"',
 ].join('; ');
-/** On the host: the certificate (stdin) beside, the old files kept, then both renamed into place. */
-const INSTALL =
-  'set -e; umask 022; cat > "$1.pgherd-new"; cp -p -- "$1" "$1.pgherd-old"; cp -p -- "$2" "$2.pgherd-old"; mv -- "$2.pgherd-new" "$2"; mv -- "$1.pgherd-new" "$1"';
+/**
+ * On the host: the certificate (stdin) beside, the old files kept, then both renamed into place; a rename
+ * that fails puts the old ones back (exit 4).
+ */
+const INSTALL = [
+  'set -e',
+  'umask 022',
+  'cat > "$1.pgherd-new"',
+  'cp -p -- "$1" "$1.pgherd-old"',
+  'cp -p -- "$2" "$2.pgherd-old"',
+  'if ! { mv -- "$2.pgherd-new" "$2" && mv -- "$1.pgherd-new" "$1"; }; then cp -p -- "$1.pgherd-old" "$1"; cp -p -- "$2.pgherd-old" "$2"; exit 4; fi',
+].join('; ');
 const RESTORE = 'mv -- "$1.pgherd-old" "$1"; mv -- "$2.pgherd-old" "$2"';
+/** Once the new certificate is proved: the old key is not kept (a key rotated because it leaked must not stay). */
+const FORGET = 'rm -f -- "$1.pgherd-old" "$2.pgherd-old"';
 
 async function reload(t: InstanceRef) {
   await withInstance(t, { connectionTimeoutMillis: 5000, statement_timeout: 10_000, application_name: 'pgherd-maintenance' }, (c) =>
@@ -113,7 +128,7 @@ function steps(t: InstanceRef, f: TlsFiles, ca: Authority, days: number, names: 
     {
       name: 'put it in place and reload',
       does: { kind: 'tls.install', instance: t.id, certFile: f.certFile, keyFile: f.keyFile },
-      says: `replace ${f.certFile} and ${f.keyFile} (the old ones kept as *.pgherd-old), reload, and check a TLS handshake shows the new certificate (else the old ones go back)`,
+      says: `replace ${f.certFile} and ${f.keyFile}, reload, and check a TLS handshake shows the new certificate: else the old ones go back; once it does, the old ones are removed`,
       timeoutMs: 90_000,
       run: async (x: RunContext<RotateState>) => {
         await execNotedOk(x.deps, t, x, ['sh', '-c', INSTALL, 'sh', f.certFile, f.keyFile], 30_000, { stdin: x.state.pem });
@@ -126,6 +141,7 @@ function steps(t: InstanceRef, f: TlsFiles, ca: Authority, days: number, names: 
             `${t.label} did not take the new certificate after a reload (it shows one until ${seen ?? 'nothing'}; its log says why): the old certificate and key are back`,
           );
         }
+        await execNotedOk(x.deps, t, x, ['sh', '-c', FORGET, 'sh', f.certFile, f.keyFile], 30_000);
         const text = `${t.label}: a new certificate for ${names.join(', ')}, until ${x.state.notAfter.slice(0, 10)}`;
         x.note({ stdout: text });
         x.deps.outcome?.(text);
@@ -169,13 +185,18 @@ export const rotateCertificateAction = defineAction({
     if (!f) return refuse('unreachable', `${t.label} was not read`);
     if (failed(f)) return refuse('unreachable', `${t.label} does not answer (${f.error}): its certificate files cannot be read`);
     if (!f.ssl) return refuse('not-applicable', `${t.label} runs with ssl off: there is no certificate to rotate`);
+    if (f.certFile === f.keyFile)
+      return refuse(
+        'not-applicable',
+        `${t.label}'s ssl_cert_file and ssl_key_file are one file (${f.certFile}): pgherd rotates a certificate and a key in files of their own`,
+      );
     const names = [...new Set([t.hostname, t.address].filter(Boolean))];
     const days = params.days ?? ca.days ?? 365;
     return {
       facts: [
         { label: 'Certificate', value: `${f.certFile} (key ${f.keyFile})` },
         { label: 'New', value: `for ${names.join(', ')}, ${String(days)} days, signed by ${ca.certFile}` },
-        { label: 'Key', value: 'made on the host, never sent anywhere; the old files kept as *.pgherd-old' },
+        { label: 'Key', value: 'made on the host, never sent anywhere; the old key removed once the new certificate is proved' },
       ],
       steps: steps(t, f, ca, days, names),
       warnings: ['clients that pin the old certificate itself (not the CA) will refuse the new one'],

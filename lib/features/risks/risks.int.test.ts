@@ -3,7 +3,7 @@
 // writer, a transaction left idle, a certificate five days from expiry, each found by the refresh's own
 // round and the judge, with the right measure; acknowledged and counted again when worse; told to the
 // webhooks; and none of rk's seen by a viewer of rs, in the page's list, the API or the metric.
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { rotateCertificateAction } from '@/lib/actions/maintenance/rotate-certificate.action';
@@ -394,7 +394,6 @@ describe('risks found by the refresh and the judge', () => {
   it('finds a certificate five days from expiry on one member, with the days left', async () => {
     const r = replicaOf('rk');
     const dir = mkdtempSync(path.join(tmpdir(), 'rk-cert-'));
-    const { chownSync } = await import('node:fs');
     const id = labIdentity();
     chownSync(dir, id.uid, id.gid);
     const cert = await issueCertificate(id, lab.tls!, dir, 'short', { ips: [r.address], names: [r.server] }, 5);
@@ -558,8 +557,9 @@ describe('Rotate certificate', () => {
     // The key on the host is the certificate's, readable by its owner alone; the old ones are kept beside.
     expect(cert.checkPrivateKey(createPrivateKey(readFileSync(files!.key)))).toBe(true);
     expect(statSync(files!.key).mode & 0o077).toBe(0);
-    expect(existsSync(`${files!.key}.pgherd-old`) && existsSync(`${files!.cert}.pgherd-old`)).toBe(true);
-    expect(existsSync(`${files!.key}.pgherd-new`)).toBe(false);
+    // Nothing left beside: the old key is not kept once the new certificate is proved.
+    for (const left of ['pgherd-old', 'pgherd-new'])
+      expect([existsSync(`${files!.key}.${left}`), existsSync(`${files!.cert}.${left}`)]).toEqual([false, false]);
     const days = (Date.parse(cert.validTo) - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(364);
     expect(run.targets[0]!.outcome).toContain(`a new certificate for ${r.server}, ${r.address}, until`);
@@ -567,6 +567,30 @@ describe('Rotate certificate', () => {
     expect((await probeCertificate({ host: r.address, port: r.port }, 5000))!.notAfter).toBe(new Date(cert.validTo).toISOString());
     await pass(true);
     expect((await risksOf('certificate')).filter((x) => x.instance?.endsWith(`:${r.port}`))).toEqual([]);
+  });
+
+  it('refuses a certificate and key in one file, and bad days, and changes nothing', async () => {
+    const p = primaryOf('rk');
+    const id = await instanceOf(p);
+    const [files] = await query<{ cert: string; key: string }>(
+      url(p),
+      "SELECT current_setting('ssl_cert_file') AS cert, current_setting('ssl_key_file') AS key",
+    );
+    const combined = path.join(path.dirname(files!.cert), 'combined.pem');
+    writeFileSync(combined, readFileSync(files!.key, 'utf8') + readFileSync(files!.cert, 'utf8'), { mode: 0o600 });
+    chownSync(combined, labIdentity().uid, labIdentity().gid);
+    await query(url(p), `ALTER SYSTEM SET ssl_cert_file = '${combined}'`);
+    await query(url(p), `ALTER SYSTEM SET ssl_key_file = '${combined}'`);
+    await query(url(p), 'SELECT pg_reload_conf()');
+    try {
+      expect(await refusalOf(rotateCertificateAction, [id], {})).toMatch(/ssl_cert_file and ssl_key_file are one file .*combined\.pem/);
+    } finally {
+      await query(url(p), 'ALTER SYSTEM RESET ssl_cert_file');
+      await query(url(p), 'ALTER SYSTEM RESET ssl_key_file');
+      await query(url(p), 'SELECT pg_reload_conf()');
+    }
+    for (const days of [0, 826, 'true', '0x1e', ' 25 ', 2.5])
+      await expect(planOperation(db, SYSTEM_ACCESS, rotateCertificateAction, [id], { days }), String(days)).rejects.toThrow(/days|number/);
   });
 
   it("signs only the names pgherd gives, whatever a host's request asks, and refuses a request that is not one", async () => {
