@@ -54,8 +54,10 @@ test('a staging DBA restarts a staging instance; production shows no control and
     'Resize (EC2 or RDS)',
     'Power off (EC2 or RDS)',
     'Power on (EC2 or RDS)',
-    // A risk's fix: planned for the session its parameter names (docs/risks.md).
+    // Risks' fixes: planned for the session, the size, the certificate their parameters name (docs/risks.md).
     'End session',
+    'Grow data volume (EBS)',
+    'Rotate server certificate',
   ]);
   await expect(page.getByRole('checkbox', { name: /^Select db-stg-billing/ })).toHaveCount(3);
   // Production instances are listed (bob may look) but have no checkbox.
