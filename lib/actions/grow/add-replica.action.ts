@@ -10,7 +10,16 @@ import { idText } from '@/lib/adapters/validation/ids';
 import { formatBytes } from '@/lib/adapters/format/units';
 import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
-import { launchPrice, launchStep, newLaunchState, planLaunch, serverToLaunch, type LaunchPlan } from '@/lib/actions/steps/launch';
+import {
+  launchPrice,
+  launchStep,
+  newLaunchState,
+  planLaunch,
+  serverToLaunch,
+  type LaunchPlan,
+  type SizeWish,
+} from '@/lib/actions/steps/launch';
+import { resizeWishFields } from '@/lib/actions/drivers/resize';
 import {
   loadRestoreServer,
   newRestoreState,
@@ -37,6 +46,10 @@ export const addReplicaParams = z
   .object({
     serverId,
     instanceType,
+    /** Instead of instanceType: the cheapest type in the zone with at least this (on the market chosen), as Resize does. */
+    minVcpus: resizeWishFields.minVcpus,
+    minMemoryGiB: resizeWishFields.minMemoryGiB,
+    burstable: resizeWishFields.burstable,
     /** The member a new instance is launched like (its image, subnet and zone, security groups); default the primary. */
     like: idText('like').optional(),
     /** spot: a new instance bought on the spot market (EC2 may take it back with two minutes' notice). */
@@ -52,21 +65,32 @@ export const addReplicaParams = z
     ...madeReplicaFields,
   })
   .strict()
-  .refine((p) => [p.serverId, p.instanceType, p.instanceClass].filter((v) => v !== undefined).length === 1, {
+  .refine((p) => [p.serverId, p.instanceType, bySize(p) ? true : undefined, p.instanceClass].filter((v) => v !== undefined).length === 1, {
     message:
-      'give serverId (an empty server of the environment), instanceType (a new EC2 instance) or, on a herd RDS runs, instanceClass (the class of its read replica): one of them',
+      'give serverId (an empty server of the environment), instanceType or minVcpus and/or minMemoryGiB (a new EC2 instance) or, on a herd RDS runs, instanceClass (the class of its read replica): one of them',
     path: ['serverId'],
   })
   .refine((p) => p.instanceClass !== undefined || p.dataDirectory !== undefined, {
     message: "the new member's data directory (its folder must not exist on the server)",
     path: ['dataDirectory'],
   })
-  .refine((p) => p.market === 'on-demand' || p.instanceType !== undefined, {
-    message: 'market spot is for a new EC2 instance (instanceType)',
+  .refine((p) => p.market === 'on-demand' || p.instanceType !== undefined || bySize(p), {
+    message: 'market spot is for a new EC2 instance (instanceType, or minVcpus and minMemoryGiB)',
     path: ['market'],
   });
 
 type Params = z.output<typeof addReplicaParams>;
+
+/** Whether a new instance is asked for by size (minVcpus and/or minMemoryGiB), not by type. */
+export function bySize(p: { minVcpus?: number | undefined; minMemoryGiB?: number | undefined }): boolean {
+  return p.minVcpus !== undefined || p.minMemoryGiB !== undefined;
+}
+
+/** What a new instance is asked as: a type, or a size (null: none is launched). */
+export function launchWish(p: Pick<Params, 'instanceType' | 'minVcpus' | 'minMemoryGiB' | 'burstable'>): string | SizeWish | null {
+  if (p.instanceType !== undefined) return p.instanceType;
+  return bySize(p) ? { minVcpus: p.minVcpus, minMemoryGiB: p.minMemoryGiB, burstable: p.burstable } : null;
+}
 
 interface AddPrepared extends Prepared {
   /** What each driver that makes its own replicas read for its herds. */
@@ -89,19 +113,20 @@ export interface AddState extends SeedState {
 
 export async function prepareAddReplica(
   herds: HerdRef[],
-  params: Pick<Params, 'instanceType' | 'like' | 'market' | 'serverId'>,
+  params: Pick<Params, 'instanceType' | 'like' | 'market' | 'serverId'> & Partial<Pick<Params, 'minVcpus' | 'minMemoryGiB' | 'burstable'>>,
   db: Db,
 ): Promise<Prepared> {
   const base = await prepareBackups(herds, db);
   const launch = new Map<number, LaunchPlan | Refusal>();
-  if (params.instanceType)
+  const wanted = launchWish(params);
+  if (wanted !== null)
     for (const h of herds) {
       const like = params.like === undefined ? undefined : h.members.find((m) => m.id === params.like);
       if (params.like !== undefined && !like) {
         launch.set(h.id, refuse('params', `instance ${params.like} (like) is not a member of ${h.label}`));
         continue;
       }
-      launch.set(h.id, await planLaunch(db, h, params.instanceType, { ...(like ? { like } : {}), spot: params.market === 'spot' }));
+      launch.set(h.id, await planLaunch(db, h, wanted, { ...(like ? { like } : {}), spot: params.market === 'spot' }));
     }
   const ids = herds.map((h) => h.id);
   const full = ids.length
@@ -176,6 +201,14 @@ export const addReplicaAction = defineHerdAction({
         emptyLabel: 'the primary',
         help: 'a member whose image, subnet and zone the new instance gets',
       },
+      {
+        name: 'minVcpus',
+        label: 'Or at least vCPU',
+        kind: 'text',
+        emptyLabel: '4',
+        help: 'instead of an instance type: the cheapest type offered in its zone with at least this many vCPU (and the memory below), by the market\u2019s price',
+      },
+      { name: 'minMemoryGiB', label: 'And at least GiB', kind: 'text', emptyLabel: '16', help: 'memory, in GiB' },
       { name: 'market', label: 'Market', kind: 'text', emptyLabel: 'on-demand', help: 'on-demand or spot (a new instance only)' },
       { name: 'seed', label: 'Seed from', kind: 'text', emptyLabel: 'auto', help: 'auto, repository, replica or primary' },
       {
@@ -211,9 +244,9 @@ export const addReplicaAction = defineHerdAction({
     if (params.instanceClass !== undefined || params.availabilityZone !== undefined)
       return refuse(
         'params',
-        `instanceClass and availabilityZone are for a herd whose control plane makes its replicas; ${h.label}'s new member goes on a server (serverId) or a new EC2 instance (instanceType)`,
+        `instanceClass and availabilityZone are for a herd whose control plane makes its replicas; ${h.label}'s new member goes on a server (serverId) or a new EC2 instance (instanceType, or minVcpus and minMemoryGiB)`,
       );
-    return planAddReplica<AddState>(h, params, prepared, params.instanceType ? prepared.launch.get(h.id) : null);
+    return planAddReplica<AddState>(h, params, prepared, launchWish(params) !== null ? prepared.launch.get(h.id) : null);
   },
 });
 
@@ -325,7 +358,7 @@ function addFacts({ h, primary, launch, chosen, backups, pl, readNames }: NewRep
       ? [
           {
             label: 'New instance',
-            value: `${launch.instanceType} like ${launch.like.hostname}, in ${launch.template.subnetId} (${launch.template.availabilityZone}): ${launchPrice(launch)}`,
+            value: `${launch.instanceType} like ${launch.like.hostname}, in ${launch.template.subnetId} (${launch.template.availabilityZone}): ${launchPrice(launch)}${launch.chosen ? `; ${launch.chosen}` : ''}`,
           },
         ]
       : []),

@@ -30,6 +30,9 @@ import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { waitFor } from '@/lib/testing/wait';
 import { ec2Client } from '@/lib/adapters/aws/config';
+import { catalogueFor } from '@/lib/fleet/cloud/catalogue';
+import { describeInstancesById } from '@/lib/adapters/aws/ec2';
+import { priceListFor } from '@/lib/fleet/cloud/prices';
 import { discoverEc2, discoveryConfig } from '@/lib/features/discovery/discovery';
 import { dnsProvider } from '@/lib/adapters/dns/provider';
 import { zoneConfig } from '@/lib/adapters/dns/config';
@@ -176,6 +179,54 @@ describe('Add replica', () => {
     expect(t.facts!.find((f) => f.label === 'WAL')!.value).toMatch(/restore_command from the repository/);
     expect(t.facts!.find((f) => f.label === 'New instance')!.value).toMatch(/m6i\.large like .*\/h on demand/);
     expect(t.steps[0]).toMatch(/^launch a m6i\.large/);
+    expect(await db.select().from(launchedInstances)).toEqual([]);
+  });
+
+  it('plans a new instance by size: the cheapest type offered in its zone with at least that, on demand and on spot', async () => {
+    const c = ec2Client(lab.aws!.region);
+    try {
+      const primary = lab.instances.find((i) => i.herd === 'alpha' && i.role === 'primary')!;
+      const zone = lab.aws!.instances.find((x) => x.server === primary.server)!.availabilityZone;
+      const prices = await priceListFor([lab.aws!.region]);
+      const cat = await catalogueFor(c, lab.aws!.region, zone, { endpoint: lab.aws!.endpoint, prices });
+      // (A type of another architecture than the image's would not boot it: not a candidate.)
+      const ec2Id = lab.aws!.instances.find((x) => x.server === primary.server)!.instanceId;
+      const arch = (await describeInstancesById(c, lab.aws!.region, [ec2Id]))[0]!.architecture;
+      const fits = [...cat.types.values()].filter(
+        (t) => t.vcpus >= 4 && t.memoryGiB >= 16 && !t.burstable && cat.offered.has(t.name) && t.architectures.includes(arch),
+      );
+      expect(fits.length).toBeGreaterThan(1);
+      const newInstance = async (params: Record<string, unknown>) => {
+        const plan = await planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], { ...params, ...where('z1', 26021) });
+        expect(plan.targets[0]!.refused ?? null, JSON.stringify(plan.targets[0])).toBeNull();
+        return plan.targets[0]!.facts!.find((f) => f.label === 'New instance')!.value;
+      };
+      // On demand: the type chosen has what was asked, and no type that has it is cheaper.
+      const onDemand = await newInstance({ minVcpus: 4, minMemoryGiB: 16 });
+      const chosen = /^(\S+) like /.exec(onDemand)![1]!;
+      const t = cat.types.get(chosen)!;
+      expect([t.vcpus >= 4, t.memoryGiB >= 16, t.burstable]).toEqual([true, true, false]);
+      const cheapest = Math.min(...fits.map((f) => cat.perHour(f.name) ?? Infinity));
+      expect(cat.perHour(chosen)).toBe(cheapest);
+      expect(onDemand).toContain(
+        `the cheapest on demand of ${String(fits.length)} types offered in ${zone} with at least 4 vCPU and 16 GiB`,
+      );
+      // On spot: by EC2's spot prices, said as such.
+      const spot = await newInstance({ minVcpus: 4, minMemoryGiB: 16, market: 'spot' });
+      expect(spot).toMatch(/\/h on spot .*the cheapest on spot of \d+ types/);
+      // What no type has: refused, saying so; a type and a size together: a bad parameter.
+      const none = await planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], {
+        minVcpus: 2048,
+        minMemoryGiB: 65536,
+        ...where('z2', 26022),
+      });
+      expect(none.targets[0]!.refused).toMatch(/no instance type offered in .* has at least 2048 vCPU and 65536 GiB/);
+      await expect(
+        planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], { instanceType: 'm6i.large', minVcpus: 4, ...where('z3', 26023) }),
+      ).rejects.toThrow(/one of them/);
+    } finally {
+      c.destroy();
+    }
     expect(await db.select().from(launchedInstances)).toEqual([]);
   });
 

@@ -19,7 +19,8 @@ import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '@/lib/fleet/herd-
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { newSeedState } from '@/lib/actions/steps/seed-steps';
-import { planAddReplica, prepareAddReplica, type AddReplicaPrepared, type AddState } from './add-replica.action';
+import { bySize, launchWish, planAddReplica, prepareAddReplica, type AddReplicaPrepared, type AddState } from './add-replica.action';
+import { resizeWishFields } from '@/lib/actions/drivers/resize';
 import { awayFrom, newRetireState, planRetire, prepareRetire, retireParams, type RetirePrepared, type RetireState } from './retire.action';
 import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
 
@@ -31,6 +32,10 @@ export const replaceParams = z
     serverId,
     /** The successor's instance type; left out: the member's. */
     instanceType: instanceTypeParam.optional(),
+    /** Instead: the cheapest type in the zone with at least this, as Resize and Add replica take it. */
+    minVcpus: resizeWishFields.minVcpus,
+    minMemoryGiB: resizeWishFields.minMemoryGiB,
+    burstable: resizeWishFields.burstable,
     market: z.enum(['same', 'on-demand', 'spot']).default('same'),
     seed: z.enum(['auto', 'repository', 'replica', 'primary']).default('auto'),
     port,
@@ -40,7 +45,11 @@ export const replaceParams = z
     host: retireParams.shape.host,
     confirmInstanceId: retireParams.shape.confirmInstanceId,
   })
-  .strict();
+  .strict()
+  .refine((p) => p.instanceType === undefined || !bySize(p), {
+    message: 'give instanceType, or minVcpus and/or minMemoryGiB, not both',
+    path: ['instanceType'],
+  });
 
 type Params = z.output<typeof replaceParams>;
 
@@ -94,7 +103,7 @@ async function prepare(targets: InstanceRef[], params: Params, db: Db): Promise<
       launch.set(t.id, null);
       continue;
     }
-    const type = params.instanceType ?? f?.type ?? null;
+    const type = launchWish(params) ?? f?.type ?? null;
     if (!t.cloud || !type) {
       launch.set(t.id, {
         plan: refuse('not-applicable', `${t.hostname} is not an EC2 instance pgherd knows: give the successor a server (serverId)`),
@@ -293,6 +302,14 @@ const fields = [
     help: 'the successor\u2019s: its folder must not exist',
   },
   { name: 'instanceType', label: 'Instance type', kind: 'text' as const, emptyLabel: 'the member\u2019s', help: '' },
+  {
+    name: 'minVcpus',
+    label: 'Or at least vCPU',
+    kind: 'text' as const,
+    emptyLabel: '',
+    help: 'instead of a type: the cheapest offered in the zone with at least this many vCPU (and the memory below), by the market\u2019s price',
+  },
+  { name: 'minMemoryGiB', label: 'And at least GiB', kind: 'text' as const, emptyLabel: '', help: 'memory, in GiB' },
   {
     name: 'serverId',
     label: 'Or a server (id)',

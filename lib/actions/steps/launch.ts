@@ -27,10 +27,11 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import { HostKeyMismatchError } from '@/lib/adapters/ssh/ssh-errors';
 import type { ActionStep, RunContext } from '@/lib/engine/define-action';
-import { typesIn } from '@/lib/fleet/cloud/catalogue';
+import { catalogueFor, typesIn } from '@/lib/fleet/cloud/catalogue';
+import { byPrice } from '@/lib/fleet/cloud/rank';
 import { HOURS_PER_MONTH, priceListFor } from '@/lib/fleet/cloud/prices';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
-import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { setting } from '@/lib/settings/settings';
 
 /** The instance type of a new instance (left out: none is launched). */
@@ -57,6 +58,63 @@ export interface LaunchPlan {
   spot?: { perHour: number | null };
   /** The server it is launched like (the herd's primary's), whose site, SSH user and port it gets. */
   like: { hostname: string; site: string; sshUser: string; sshPort: number };
+  /** Chosen by size: how (the least asked, how many types fit, on which market's price). */
+  chosen?: string;
+}
+
+/** A new instance by size: the cheapest type offered in its zone with at least this (burstable types only when asked). */
+export interface SizeWish {
+  minVcpus?: number | undefined;
+  minMemoryGiB?: number | undefined;
+  burstable?: boolean | undefined;
+}
+
+/**
+ * The cheapest type offered in the zone that meets `wish` and runs the image's architecture, by the
+ * market's price (spot: EC2's latest spot prices of every candidate; on demand: the price list), every
+ * candidate priced before any is dropped; or why none does.
+ */
+async function chooseBySize(
+  client: EC2Client,
+  template: LaunchTemplate,
+  wish: SizeWish,
+  spot: boolean,
+): Promise<{ name: string; why: string } | Refusal> {
+  const prices = await priceListFor([template.region]);
+  const c = await catalogueFor(client, template.region, template.availabilityZone, { endpoint: awsSettings().endpoint ?? '', prices });
+  const vcpus = wish.minVcpus ?? 0;
+  const mem = wish.minMemoryGiB ?? 0;
+  const fits = [...c.types.values()].filter(
+    (t) =>
+      t.vcpus >= vcpus &&
+      t.memoryGiB >= mem &&
+      (wish.burstable === true || !t.burstable) &&
+      (!template.architecture || t.architectures.includes(template.architecture)) &&
+      c.offered.has(t.name),
+  );
+  const least = `at least ${String(vcpus)} vCPU and ${String(mem)} GiB`;
+  if (!fits.length)
+    return refuse(
+      'params',
+      `no instance type offered in ${template.availabilityZone} has ${least} for ${template.architecture || 'its image'}${wish.burstable ? '' : ', burstable types left out'}`,
+    );
+  const spotPrices = spot
+    ? await latestSpotPrices(
+        client,
+        template.availabilityZone,
+        fits.map((t) => t.name),
+      )
+    : null;
+  const priceOf = (name: string) => (spotPrices ? (spotPrices.get(name)?.perHour ?? null) : c.perHour(name));
+  const ranked = fits
+    .map((t) => ({ name: t.name, vcpus: t.vcpus, memoryGiB: t.memoryGiB, perHour: priceOf(t.name), perMonth: null }))
+    .sort(byPrice);
+  const [first] = ranked;
+  if (!first) return refuse('params', `no instance type offered in ${template.availabilityZone} has ${least}`);
+  return {
+    name: first.name,
+    why: `the cheapest ${spot ? 'on spot' : 'on demand'} of ${String(fits.length)} types offered in ${template.availabilityZone} with ${least} (${first.name}: ${String(first.vcpus)} vCPU, ${String(first.memoryGiB)} GiB)`,
+  };
 }
 
 /**
@@ -67,7 +125,7 @@ export interface LaunchPlan {
 export async function planLaunch(
   db: Db,
   h: HerdRef,
-  instanceType: string,
+  wanted: string | SizeWish,
   opts: { like?: InstanceRef; spot?: boolean } = {},
 ): Promise<LaunchPlan | Refusal> {
   const source = opts.like ?? h.members.find((m) => m.role === 'primary') ?? h.members[0];
@@ -103,6 +161,15 @@ export async function planLaunch(
         'not-applicable',
         `${source.hostname} runs in ${placeOf(template)}, which PGHERD_AWS_ENVIRONMENTS maps to ${env ? env.environment : 'no environment'}, not ${h.environment}: a new instance is launched only where the configuration says ${h.environment} is`,
       );
+    let chosen: string | undefined;
+    let instanceType: string;
+    if (typeof wanted === 'string') instanceType = wanted;
+    else {
+      const pick = await chooseBySize(client, template, wanted, opts.spot ?? false);
+      if (pick instanceof Refusal) return pick;
+      instanceType = pick.name;
+      chosen = pick.why;
+    }
     const type = (await typesIn(client, s.cloud_region, awsSettings().endpoint ?? '')).get(instanceType);
     if (!type) return refuse('params', `${s.cloud_region} has no instance type ${instanceType}`);
     if (template.architecture && !type.architectures.includes(template.architecture))
@@ -124,6 +191,7 @@ export async function planLaunch(
       environmentId: h.environmentId,
       environment: h.environment,
       like: { hostname: s.hostname, site: s.site, sshUser: s.ssh_user, sshPort: s.ssh_port },
+      ...(chosen ? { chosen } : {}),
     };
   } finally {
     client.destroy();
