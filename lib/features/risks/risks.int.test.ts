@@ -622,7 +622,13 @@ describe('Rotate certificate', () => {
       signRequest({ certFile: lab.tls!.caFile, keyFile: lab.tls!.keyFile }, csr, ['db1 -extfile /etc/passwd'], 30),
     ).rejects.toThrow(/not a host name or address/);
     // A request whose signature does not match its key (altered on the way): refused.
-    const altered = csr.replace(/([A-Za-z0-9+/])(=*\n-----END)/, (_m, c: string, tail: string) => `${c === 'A' ? 'B' : 'A'}${tail}`);
+    // (The last byte of its DER is the signature's: flipped, the request is still well formed, its signature wrong.)
+    const der = Buffer.from(csr.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
+    der[der.length - 1]! ^= 0x01;
+    const altered = `-----BEGIN CERTIFICATE REQUEST-----\n${der
+      .toString('base64')
+      .replace(/(.{64})/g, '$1\n')
+      .replace(/\n?$/, '\n')}-----END CERTIFICATE REQUEST-----\n`;
     await expect(signRequest({ certFile: lab.tls!.caFile, keyFile: lab.tls!.keyFile }, altered, ['db1'], 30)).rejects.toThrow(
       /self-signature did not match/,
     );
