@@ -23,6 +23,7 @@ import {
   type LastModification,
 } from '@/lib/adapters/aws/ebs';
 import { shellCommand } from '@/lib/adapters/ssh/quote';
+import { sleep } from '@/lib/adapters/aws/sleep';
 import { defineAction, type ActionDeps, type RunContext } from '@/lib/engine/define-action';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
@@ -332,7 +333,7 @@ async function growOnHost(
       throw new Error(
         `${m.device} on ${t.hostname} is still ${gib(Number(r.stdout.trim()))} two minutes after EBS grew ${volumeId} to ${String(size)} GiB`,
       );
-    await new Promise((res) => setTimeout(res, 1000));
+    await sleep(1000, rx.signal);
   }
   const g = await execNoted(deps, t, rx, grow, 120_000);
   if (g.code !== 0) {

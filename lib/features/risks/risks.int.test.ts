@@ -539,27 +539,33 @@ describe("a viewer of rs sees none of rk's risks", () => {
   });
 });
 
+/** The certificate and key files a member's Postgres names. */
+const sslFiles = async (i: LabInstance) =>
+  (
+    await query<{ cert: string; key: string }>(
+      url(i),
+      "SELECT current_setting('ssl_cert_file') AS cert, current_setting('ssl_key_file') AS key",
+    )
+  )[0]!;
+
 // Last: the rotation clears the certificate risk the scope test above counts on.
 describe('Rotate certificate', () => {
   it("rotates it from the environment's CA: the key made on the host, the names pgherd's, taken by a reload, and the finding clears", async () => {
     const r = replicaOf('rk');
     const id = await instanceOf(r);
-    const [files] = await query<{ cert: string; key: string }>(
-      url(r),
-      "SELECT current_setting('ssl_cert_file') AS cert, current_setting('ssl_key_file') AS key",
-    );
+    const files = await sslFiles(r);
     const run = await runOperation(db, worker.queue, rotateCertificateAction, { instanceIds: [id] }, {});
     expect(run.op.status, JSON.stringify(run.steps.map((x) => [x.name, x.status, x.stderrTail]))).toBe('succeeded');
-    const cert = new X509Certificate(readFileSync(files!.cert));
+    const cert = new X509Certificate(readFileSync(files.cert));
     expect(cert.subject).toBe(`CN=${r.server}`);
     expect(cert.subjectAltName).toBe(`DNS:${r.server}, IP Address:${r.address}`);
     expect(cert.checkIssued(new X509Certificate(readFileSync(lab.tls!.caFile)))).toBe(true);
     // The key on the host is the certificate's, readable by its owner alone; the old ones are kept beside.
-    expect(cert.checkPrivateKey(createPrivateKey(readFileSync(files!.key)))).toBe(true);
-    expect(statSync(files!.key).mode & 0o077).toBe(0);
+    expect(cert.checkPrivateKey(createPrivateKey(readFileSync(files.key)))).toBe(true);
+    expect(statSync(files.key).mode & 0o077).toBe(0);
     // Nothing left beside: the old key is not kept once the new certificate is proved.
     for (const left of ['pgherd-old', 'pgherd-new'])
-      expect([existsSync(`${files!.key}.${left}`), existsSync(`${files!.cert}.${left}`)]).toEqual([false, false]);
+      expect([existsSync(`${files.key}.${left}`), existsSync(`${files.cert}.${left}`)]).toEqual([false, false]);
     const days = (Date.parse(cert.validTo) - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(364);
     expect(run.targets[0]!.outcome).toContain(`a new certificate for ${r.server}, ${r.address}, until`);
@@ -572,12 +578,9 @@ describe('Rotate certificate', () => {
   it('refuses a certificate and key in one file, and bad days, and changes nothing', async () => {
     const p = primaryOf('rk');
     const id = await instanceOf(p);
-    const [files] = await query<{ cert: string; key: string }>(
-      url(p),
-      "SELECT current_setting('ssl_cert_file') AS cert, current_setting('ssl_key_file') AS key",
-    );
-    const combined = path.join(path.dirname(files!.cert), 'combined.pem');
-    writeFileSync(combined, readFileSync(files!.key, 'utf8') + readFileSync(files!.cert, 'utf8'), { mode: 0o600 });
+    const files = await sslFiles(p);
+    const combined = path.join(path.dirname(files.cert), 'combined.pem');
+    writeFileSync(combined, readFileSync(files.key, 'utf8') + readFileSync(files.cert, 'utf8'), { mode: 0o600 });
     chownSync(combined, labIdentity().uid, labIdentity().gid);
     await query(url(p), `ALTER SYSTEM SET ssl_cert_file = '${combined}'`);
     await query(url(p), `ALTER SYSTEM SET ssl_key_file = '${combined}'`);
