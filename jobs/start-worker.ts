@@ -37,7 +37,12 @@ export async function startWorker(cfg: WorkerConfig) {
   readBackupSecretsInThisProcess();
   const discovery = discoveryConfig(); // so does a bad PGHERD_AWS_DISCOVERY
   awsEnvironments(); // and a bad PGHERD_AWS_ENVIRONMENTS
-  const { db, pool } = createDb(cfg.databaseUrl, (cfg.concurrency ?? 8) + 4);
+  // A connection is given up after PGHERD_DB_CONNECT_TIMEOUT_MS, as the console's are: one opened as
+  // pgherd's database goes away (a failover, a lost site, a cut link) may otherwise wait forever for
+  // an answer, and the target waiting on it with it.
+  const { db, pool } = createDb(cfg.databaseUrl, (cfg.concurrency ?? 8) + 4, {
+    connectionTimeoutMillis: setting('PGHERD_DB_CONNECT_TIMEOUT_MS'),
+  });
   const ssh = fleetSsh(db, log, liveSshKeys(cfg.sshKeyPath));
   const producer = workerConnection(cfg.redisUrl);
   const prefix = cfg.queuePrefix ?? queuePrefix();

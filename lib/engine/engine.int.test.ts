@@ -822,7 +822,7 @@ describe('pgherd\u2019s database away for a moment', () => {
       }),
     });
     registerAction(blinkAction);
-    const w = await proxiedWorker(proxy.port);
+    const w = await within(20_000, proxiedWorker(proxy.port), 'a worker to start through the proxy', []);
     try {
       const { id } = await submit(blinkAction, [orders()[1]!.id]);
       const settled = await waitSettled(id, 30_000);
@@ -841,7 +841,7 @@ describe('pgherd\u2019s database away for a moment', () => {
     } finally {
       process.env.PGHERD_LEASE_TTL_MS = '2000';
       proxy.restore();
-      await w.close();
+      await within(15_000, w.close(), 'the proxied worker to close', []);
       await proxy.close();
     }
     worker = await defaultWorker();

@@ -31,7 +31,7 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, waitObserved } from '@/lib/fleet/observe';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
-import { proveDirectoryServed } from '@/lib/actions/steps/data-directory';
+import { hostSaysRunning, proveDirectoryIsInstances, proveDirectoryServed } from '@/lib/actions/steps/data-directory';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { herdsUnderUpgrade } from '@/lib/actions/steps/open-upgrades';
 import { DEFAULT_MAX_LAG_SECONDS, replicaDrain, streamsWithin } from '@/lib/actions/steps/drain-steps';
@@ -164,14 +164,15 @@ function memberSteps(h: HerdRef, members: InstanceRef[], mv: MemberMove): Action
 }
 
 /** Stop whatever runs, start on `b`, and wait for its gate; throws why it did not pass. */
-async function moveTo(x: RunContext<MemberState>, { t, maxLag, gateMs }: MemberMove, b: { binDir: string; num: number }, stopWith: string) {
-  const o = await observe(t, 3000);
-  if (o.reachable && o.inRecovery === false)
-    throw refuse('topology', `${t.label} answers as a primary: a primary is not upgraded on its own; nothing was stopped`);
-  if (o.reachable) {
-    await proveDirectoryServed(x.deps, t, x, o);
-    await execNotedOk(x.deps, t, x, pgCtl.stop({ ...t, binDir: stopWith }, 'fast'));
-  }
+async function moveTo(
+  x: RunContext<MemberState>,
+  { t, maxLag, gateMs }: MemberMove,
+  b: { binDir: string; num: number },
+  stopWith: string,
+  /** Putting back a member this step started moments ago: one that runs without answering is stopped all the same. */
+  ours = false,
+) {
+  await stopIfRunning(x, t, gateMs, { binDir: stopWith, ours });
   await execNotedOk(x.deps, t, x, pgCtl.start({ ...t, binDir: b.binDir }));
   // What runs there now is on this build, whether or not it passes: the inventory says so at once.
   await recordBuild(x.deps.db, t, b.binDir, null);
@@ -189,6 +190,33 @@ async function moveTo(x: RunContext<MemberState>, { t, maxLag, gateMs }: MemberM
   });
   await recordBuild(x.deps.db, t, b.binDir, seen.serverVersionNum ?? b.num);
   return seen;
+}
+
+/**
+ * Stops the member when its host says a server runs on its directory. "Did not answer" is not
+ * "stopped": a replica still replaying to consistency, or one slow under load, refuses connections
+ * while its postmaster holds the directory, and a start beside it fails ("another server might be
+ * running"). One that runs without answering is waited for (up to the gate's time) to learn that it
+ * is not a primary; one this step started itself (`ours`) is stopped without it.
+ */
+async function stopIfRunning(x: RunContext<MemberState>, t: InstanceRef, waitMs: number, how: { binDir: string; ours: boolean }) {
+  let o = await observe(t, 3000);
+  if (!o.reachable) {
+    if (!(await hostSaysRunning(x.deps, t, x))) return;
+    if (!how.ours)
+      o = await waitObserved(t, 'answering (its host says it runs)', (w) => w.reachable, {
+        timeoutMs: waitMs,
+        signal: x.signal,
+        everyMs: 250,
+      }).catch((err: unknown) => {
+        throw refuse('unreachable', `${t.label} runs (as its host says) but does not answer (${errorText(err)}); nothing was stopped`);
+      });
+  }
+  if (o.reachable && o.inRecovery === false)
+    throw refuse('topology', `${t.label} answers as a primary: a primary is not upgraded on its own; nothing was stopped`);
+  if (o.reachable) await proveDirectoryServed(x.deps, t, x, o);
+  else await proveDirectoryIsInstances(x.deps, t, x);
+  await execNotedOk(x.deps, t, x, pgCtl.stop({ ...t, binDir: how.binDir }, 'fast'));
 }
 
 /** The member stopped and started on the new build, then its gate; one that fails it runs the build of before again, and the upgrade stops. */
@@ -219,7 +247,7 @@ function ontoBuildStep(mv: MemberMove): ActionStep<MemberState> {
         x.note({ stderr: `gate failed: ${why}; back onto ${from.binDir}` });
         try {
           // Stopped with the build it ran before: whatever the new build's pg_ctl is, it is not trusted now.
-          const back = await moveTo(x, mv, from, from.binDir);
+          const back = await moveTo(x, mv, from, from.binDir, true);
           x.state.rolledBack = true;
           x.deps.outcome?.(`back on ${versionText(from.num)}`);
           x.note({ stdout: `back on ${versionText(from.num)} (${from.binDir}); streaming, replay lag ${back.replayLagSeconds ?? 0} s` });
