@@ -31,6 +31,24 @@ test('a wrong password is refused', async ({ page }) => {
   await expect(page).toHaveURL(/\/login/);
 });
 
+test('before the page has started, the sign-in form cannot be sent: no password ever goes into a URL', async ({ browser }) => {
+  // What a person who types fast on a slow page meets: the form's submit is JavaScript's; sent by
+  // the browser itself, it would be a GET to /login with the password in the query string.
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  try {
+    const page = await context.newPage();
+    await page.goto(`${url}/login`);
+    await page.getByLabel('Username:', { exact: true }).fill(lab.console.admin.username);
+    await page.getByLabel('Password:', { exact: true }).fill(lab.console.admin.password);
+    await expect(page.getByRole('button', { name: 'Sign in' })).toBeDisabled();
+    await page.getByLabel('Password:', { exact: true }).press('Enter');
+    await expect(page).toHaveURL(`${url}/login`);
+    expect(await page.locator('form.login-form').getAttribute('method')).toBe('post');
+  } finally {
+    await context.close();
+  }
+});
+
 test('sign in, filter instances by herd and role, sort, page and select all matching', async ({ page }) => {
   // The fleet's, Patroni's and the RDS herd's (discovered by the worker): 21 + 2 in the lab.
   const all = await allInstances();

@@ -3,6 +3,7 @@
 import { useRouter } from 'next/navigation';
 import { useState, useTransition } from 'react';
 import { useForm } from 'react-hook-form';
+import { useHydrated } from '@/components/hydrated';
 import type { FieldView } from '@/lib/features/admin/form-fields';
 import type { SaveOutcome } from '@/lib/features/admin/save-outcome';
 
@@ -28,6 +29,7 @@ export function ObjectForm({ model, fields, id, initial, options, save, readOnly
   const [pending, startTransition] = useTransition();
   const [formError, setFormError] = useState('');
   const [intent, setIntent] = useState<Intent>('save');
+  const hydrated = useHydrated();
   const {
     register,
     handleSubmit,
@@ -56,6 +58,7 @@ export function ObjectForm({ model, fields, id, initial, options, save, readOnly
   return (
     <form
       className="object-form"
+      method="post"
       noValidate
       onSubmit={(e) => void handleSubmit(onSubmit, () => setFormError('Please correct the errors below.'))(e)}
     >
@@ -76,13 +79,19 @@ export function ObjectForm({ model, fields, id, initial, options, save, readOnly
       </fieldset>
       {readOnlyReason ? null : (
         <div className="submit-row">
-          <button type="submit" className="button default" name="_save" disabled={pending} onClick={() => setIntent('save')}>
+          <button type="submit" className="button default" name="_save" disabled={!hydrated || pending} onClick={() => setIntent('save')}>
             Save
           </button>
-          <button type="submit" className="button" name="_addanother" disabled={pending} onClick={() => setIntent('addanother')}>
+          <button
+            type="submit"
+            className="button"
+            name="_addanother"
+            disabled={!hydrated || pending}
+            onClick={() => setIntent('addanother')}
+          >
             Save and add another
           </button>
-          <button type="submit" className="button" name="_continue" disabled={pending} onClick={() => setIntent('continue')}>
+          <button type="submit" className="button" name="_continue" disabled={!hydrated || pending} onClick={() => setIntent('continue')}>
             Save and continue editing
           </button>
           {id !== null && canDelete && (

@@ -4,6 +4,7 @@ import { signIn } from 'next-auth/react';
 import { useRouter } from 'next/navigation';
 import { useState } from 'react';
 import { useForm } from 'react-hook-form';
+import { useHydrated } from '@/components/hydrated';
 
 const INVALID = 'Please enter the correct username and password. Both fields may be case-sensitive.';
 
@@ -23,6 +24,7 @@ interface Values {
 export function SignInForm({ next }: { next: string }) {
   const router = useRouter();
   const [error, setError] = useState('');
+  const hydrated = useHydrated();
   const {
     register,
     handleSubmit,
@@ -41,7 +43,7 @@ export function SignInForm({ next }: { next: string }) {
   };
 
   return (
-    <form className="login-form" onSubmit={(e) => void handleSubmit(onSubmit)(e)} noValidate>
+    <form className="login-form" method="post" onSubmit={(e) => void handleSubmit(onSubmit)(e)} noValidate>
       {error && (
         <p className="errornote" role="alert">
           {error}
@@ -62,7 +64,7 @@ export function SignInForm({ next }: { next: string }) {
         />
         {errors.password && <p className="errorlist">{errors.password.message}</p>}
       </div>
-      <button type="submit" className="button default" disabled={isSubmitting}>
+      <button type="submit" className="button default" disabled={!hydrated || isSubmitting}>
         Sign in
       </button>
     </form>
