@@ -762,6 +762,22 @@ export const choreTurns = pgTable('chore_turns', {
   expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
 });
 
+// A fleet instance's databases whose door a major upgrade's switch closed to application clients
+// (CONNECTION LIMIT 0: superusers and background workers, pgherd and the subscriptions, still get in),
+// with the limit each had before, given back when the side takes writes again (lib/actions/steps/door.ts).
+export const instanceDoors = pgTable(
+  'instance_doors',
+  {
+    instanceId: bigint('instance_id', { mode: 'number' })
+      .notNull()
+      .references(() => instances.id, { onDelete: 'cascade' }),
+    datname: text('datname').notNull(),
+    earlierLimit: integer('earlier_limit').notNull(),
+    closedAt: timestamp('closed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.instanceId, t.datname] })],
+);
+
 // What a target took away from clients and owes them back (a PgBouncer it paused), written before it is
 // taken: the target's own cleanup settles it; one the target could not settle (its worker killed, its
 // lease lost, the pooler away) is settled by the next worker's reconcile once no one holds the herd,

@@ -10,6 +10,7 @@ import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { majorUpgrades, owedCleanups } from '@/db/schema';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { setReadOnly } from './endpoint-db';
+import { openDoor } from './door';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { showDatabases } from '@/lib/adapters/pgbouncer/admin';
 import type { ActionDeps } from '@/lib/engine/define-action';
@@ -107,6 +108,7 @@ async function settleFence(db: Db, row: { instance_id: number | null; upgrade_id
   const serving = u.status === 'cut-over' ? u.greenHerdId : u.blueHerdId;
   if (u.status === 'cleaned' || t.herdId !== serving) return `the switch went through: ${t.label} stays read-only`;
   await setReadOnly(t, false);
+  await openDoor(db, t.id, t);
   return `${t.label} takes writes again (the switch that fenced it did not go through)`;
 }
 

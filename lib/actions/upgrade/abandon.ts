@@ -18,6 +18,7 @@ import type { DnsRecordRef, HerdRef, PoolerRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { stopSide } from './stop-side';
 import { onDb, setReadOnly } from '@/lib/actions/steps/endpoint-db';
+import { openDoor } from '@/lib/actions/steps/door';
 import {
   BACK_PUBLICATION,
   backSubscription,
@@ -185,6 +186,7 @@ function blueAloneStep({ u, blue, blueP, blueEnd }: Abandon): ActionStep<Abandon
       await dropRoleOn(blueEnd, u.databases, u.id);
       await dropSlotsForce(blueEnd, u.id);
       await setReadOnly(blueEnd, false);
+      await openDoor(x.deps.db, blueP.id, blueEnd);
       x.note({ stdout: `${blueP.label}: no replication of the upgrade left; writable` });
     },
   };

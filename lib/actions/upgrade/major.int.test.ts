@@ -333,7 +333,46 @@ describe('blue/green major upgrade', () => {
     await direct.connect();
     await direct.query('BEGIN');
     await direct.query('INSERT INTO items (n) VALUES (-999999)');
+    // An application's own login on blue, not a superuser, idle when the cut-over comes, that insists on
+    // writing: BEGIN READ WRITE overrides default_transaction_read_only, so only the door holds it.
+    await query(blue, `CREATE ROLE app_hostile LOGIN PASSWORD 'app-hostile-pw'`);
+    // A limit of its own on one database: the door gives it back as it was.
+    await query(blue, 'ALTER DATABASE shop2 CONNECTION LIMIT 40');
+    await query(blue, 'GRANT INSERT, SELECT ON items TO app_hostile; GRANT USAGE ON SEQUENCE items_id_seq TO app_hostile');
+    const hostileUrl = blue.replace(/^postgres:\/\/postgres@/, 'postgres://app_hostile:app-hostile-pw@');
+    const hostile = { acked: [] as number[], refused: new Set<string>(), stop: false };
+    const insist = (async () => {
+      let c: pg.Client | null = null;
+      for (let n = 5_000_000; !hostile.stop; n++) {
+        try {
+          if (!c) {
+            c = new pg.Client({ connectionString: hostileUrl });
+            c.on('error', () => {});
+            await c.connect();
+          }
+          await c.query('BEGIN READ WRITE');
+          await c.query('INSERT INTO items (n) VALUES ($1)', [n]);
+          await c.query('COMMIT');
+          hostile.acked.push(n);
+        } catch (err) {
+          hostile.refused.add((err as Error).message.replace(/\d+/g, 'N'));
+          await c?.end().catch(() => {});
+          c = null;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+      await c?.end().catch(() => {});
+    })();
+    await waitFor('the hostile client commits on blue', async () => (hostile.acked.length > 20 ? true : undefined));
     await switchUnderWriter(upgradeCutoverAction);
+    // Through the switch and after it: every commit blue acknowledged to it is on green.
+    await new Promise((r) => setTimeout(r, 1500));
+    hostile.stop = true;
+    await insist;
+    const onGreen = async () =>
+      Number((await query<{ n: string }>(green, 'SELECT count(*) AS n FROM items WHERE n = ANY($1::int[])', [hostile.acked]))[0]!.n);
+    expect(await onGreen(), `${String(hostile.acked.length)} acknowledged to the hostile client`).toBe(hostile.acked.length);
+    expect([...hostile.refused].join('; ')).toMatch(/too many connections for database/);
     expect((await latestUpgrade()).status).toBe('cut-over');
     const [back] = await query<{ c: string }>(
       blue,
@@ -362,6 +401,14 @@ describe('blue/green major upgrade', () => {
 
     await switchUnderWriter(upgradeRollbackAction);
     expect((await latestUpgrade()).status).toBe('ready');
+    // Blue serves again: its door is open, each database's limit as it was.
+    expect(await query(hostileUrl, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    expect(
+      await query(blue, `SELECT datname, datconnlimit AS l FROM pg_database WHERE datname IN ('postgres', 'shop2') ORDER BY 1`),
+    ).toEqual([
+      { datname: 'postgres', l: -1 },
+      { datname: 'shop2', l: 40 },
+    ]);
     expect((await query<{ a: string }>(pooler().dsn, 'SELECT host(inet_server_addr()) AS a'))[0]!.a).toBe(bluePrimary().address);
     await everyAckedOn(blue);
 

@@ -19,6 +19,7 @@ import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/actions/steps/pooler-resume';
 import { onDb, setReadOnly, type Endpoint } from '@/lib/actions/steps/endpoint-db';
 import { provenOwnTable, useOwnSchema } from '@/lib/fleet/own-schema';
 import { newLogin, subscribe } from './subscribe';
+import { closeDoor, openDoor } from '@/lib/actions/steps/door';
 import { BACK_PUBLICATION, backSubscription, MARKER, MARKER_TABLE, PUBLICATION, subscription, type SubName } from './replication';
 import { asks } from '@/lib/actions/drivers';
 import { primaryOf, type OpenUpgrade, openUpgradeOf, SEQUENCES, progress, endpointOf, type Labelled } from './major-parts';
@@ -213,8 +214,8 @@ export function switchPlan(
     warnings: [
       ...productionWarning(h),
       serving.poolers.length
-        ? 'writes through PgBouncer wait during the switch (about a second); direct connections to the old side get read-only errors'
-        : 'the herd has no PgBouncer: clients must reconnect through the write name, and the old side refuses writes from the switch on',
+        ? 'writes through PgBouncer wait during the switch (about a second); from the switch on, the old side refuses the connections of every role but superusers, and ends their sessions'
+        : 'the herd has no PgBouncer: clients must reconnect through the write name; from the switch on, the old side refuses the connections of every role but superusers, and ends their sessions',
     ],
     facts: switchFacts(z),
     state: () => ({ fenced: false, fenceOwed: null, toOwed: null, switched: false, to: undefined, promoted: false, repointed: new Set() }),
@@ -288,7 +289,7 @@ function fenceWritesStep({ u, fromHerd, from, to, fromEnd }: Switch): ActionStep
   return {
     name: `${from.label}: read-only`,
     does: { kind: 'upgrade.fence-writes', instance: memberArg(from) },
-    says: `ALTER SYSTEM SET default_transaction_read_only = on on ${from.label}, reload: no client commits there from now on (replication still applies)`,
+    says: `ALTER SYSTEM SET default_transaction_read_only = on on ${from.label}, reload; CONNECTION LIMIT 0 on its databases (superusers and the subscriptions still connect) and the sessions of every other role ended: no client commits there from now on (replication still applies)`,
     timeoutMs: 30_000,
     run: async (x) => {
       if (x.deps.targetId === undefined) throw new Error('a fence is owed back by its target: it runs only as part of an operation');
@@ -301,20 +302,12 @@ function fenceWritesStep({ u, fromHerd, from, to, fromEnd }: Switch): ActionStep
         says: `${from.label} writable again (default_transaction_read_only reset), unless the switch to ${to.label} went through`,
       });
       x.state.fenced = true;
-      const ended = await onDb(fromEnd, 'postgres', async (c) => {
-        await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
-        await c.query('SELECT pg_reload_conf()');
-        // A transaction begun before the reload could still commit after the marker: ended, its client told.
-        return (
-          await c.query<{ pid: number }>(
-            `WITH open AS MATERIALIZED (
-               SELECT pid FROM pg_stat_activity
-               WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start IS NOT NULL)
-             SELECT pid FROM open WHERE pg_terminate_backend(pid)`,
-          )
-        ).rowCount;
-      });
-      x.note({ stdout: `read-only; ${String(ended ?? 0)} open transaction(s) ended` });
+      await setReadOnly(fromEnd, true);
+      // A default any client may override (BEGIN READ WRITE): application clients are refused at the door
+      // too, and their sessions ended, with every transaction begun before the reload (else it could
+      // commit after the marker).
+      const door = await closeDoor(x.deps.db, from.id, fromEnd);
+      x.note({ stdout: `read-only; CONNECTION LIMIT 0 on ${door.databases.join(', ')}; ${String(door.ended)} session(s) ended` });
     },
   };
 }
@@ -336,6 +329,7 @@ function unfenceUnlessSwitchedStep({ from, fromEnd }: Switch): ActionStep<Switch
           stdout: 'nothing done: the fence was settled by another worker meanwhile, or the herd is held by another target',
         });
       await setReadOnly(fromEnd, false);
+      await openDoor(x.deps.db, from.id, fromEnd);
       if (x.state.fenceOwed !== null)
         await recordOwed(x.deps.db, x.state.fenceOwed, {
           settledAt: new Date(),
@@ -476,10 +470,11 @@ function writableStep({ to, toEnd }: Switch): ActionStep<SwitchState> {
   return {
     name: `${to.label}: writable`,
     does: { kind: 'upgrade.unfence', instance: memberArg(to) },
-    says: `${to.label} takes writes (default_transaction_read_only reset)`,
+    says: `${to.label} takes writes (default_transaction_read_only reset, the CONNECTION LIMIT its databases had given back)`,
     timeoutMs: 30_000,
     run: async (x) => {
       await setReadOnly(toEnd, false);
+      await openDoor(x.deps.db, to.id, toEnd);
       if (x.state.toOwed !== null)
         await x.deps.db
           .update(owedCleanups)
