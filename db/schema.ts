@@ -768,6 +768,7 @@ export const choreTurns = pgTable('chore_turns', {
 export const instanceDoors = pgTable(
   'instance_doors',
   {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
     instanceId: bigint('instance_id', { mode: 'number' })
       .notNull()
       .references(() => instances.id, { onDelete: 'cascade' }),
@@ -775,7 +776,8 @@ export const instanceDoors = pgTable(
     earlierLimit: integer('earlier_limit').notNull(),
     closedAt: timestamp('closed_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.instanceId, t.datname] })],
+  // An id of its own: the admin's delete collector follows references to rows by a one-column key.
+  (t) => [uniqueIndex('instance_doors_instance_datname_key').on(t.instanceId, t.datname)],
 );
 
 // What a target took away from clients and owes them back (a PgBouncer it paused), written before it is

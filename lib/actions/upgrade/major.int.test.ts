@@ -338,6 +338,8 @@ describe('blue/green major upgrade', () => {
     await query(blue, `CREATE ROLE app_hostile LOGIN PASSWORD 'app-hostile-pw'`);
     // A limit of its own on one database: the door gives it back as it was.
     await query(blue, 'ALTER DATABASE shop2 CONNECTION LIMIT 40');
+    // Its owner is the hostile login: the owner of a database may change its limit, from any database it reaches.
+    await query(blue, 'ALTER DATABASE shop2 OWNER TO app_hostile');
     await query(blue, 'GRANT INSERT, SELECT ON items TO app_hostile; GRANT USAGE ON SEQUENCE items_id_seq TO app_hostile');
     const hostileUrl = blue.replace(/^postgres:\/\/postgres@/, 'postgres://app_hostile:app-hostile-pw@');
     const hostile = { acked: [] as number[], refused: new Set<string>(), stop: false };
@@ -373,6 +375,10 @@ describe('blue/green major upgrade', () => {
       Number((await query<{ n: string }>(green, 'SELECT count(*) AS n FROM items WHERE n = ANY($1::int[])', [hostile.acked]))[0]!.n);
     expect(await onGreen(), `${String(hostile.acked.length)} acknowledged to the hostile client`).toBe(hostile.acked.length);
     expect([...hostile.refused].join('; ')).toMatch(/too many connections for database/);
+    // Not even through template1, to lift its own database's limit.
+    await expect(query(hostileUrl.replace(/\/postgres$/, '/template1'), 'ALTER DATABASE shop2 CONNECTION LIMIT -1')).rejects.toThrow(
+      /too many connections for database/,
+    );
     expect((await latestUpgrade()).status).toBe('cut-over');
     const [back] = await query<{ c: string }>(
       blue,

@@ -245,6 +245,22 @@ function preflightStep(z: Switch): ActionStep<SwitchState> {
     says: `${to.label} is current (every table copied, less than 16 MB behind ${from.label}) and its subscription's worker runs, before anything is paused`,
     timeoutMs: 60_000,
     run: async (x) => {
+      // The fence closes the old side's door to every role but superusers: pgherd's must be one on both sides.
+      for (const [end, t] of [
+        [fromEnd, from],
+        [toEnd, to],
+      ] as const) {
+        const su = await onDb(
+          end,
+          'postgres',
+          async (c) => (await c.query<{ s: boolean }>('SELECT rolsuper AS s FROM pg_roles WHERE rolname = current_user')).rows[0]?.s,
+        );
+        if (!su)
+          throw refuse(
+            'not-applicable',
+            `pgherd's role is not a superuser on ${t.label}: the switch closes a side's door to every other role, pgherd's with it; nothing was changed`,
+          );
+      }
       // A subscription made a moment ago may not have its worker yet (Postgres 15 starts one every
       // wal_retrieve_retry_interval at most): waited for here, where no client waits, not at the marker.
       // Then a marker through each database's subscription proves it applies now (a schema change on
