@@ -7,7 +7,13 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { CreateDBInstanceCommand, CreateDBInstanceReadReplicaCommand, CreateDBSubnetGroupCommand, RDSClient } from '@aws-sdk/client-rds';
+import {
+  CreateDBInstanceCommand,
+  CreateDBInstanceReadReplicaCommand,
+  CreateDBParameterGroupCommand,
+  CreateDBSubnetGroupCommand,
+  RDSClient,
+} from '@aws-sdk/client-rds';
 import { randomBytes } from 'node:crypto';
 import { freePort } from './ports';
 import { type Identity } from './proc';
@@ -217,9 +223,19 @@ export async function startAws(
         { Key: 'pgherd:environment', Value: h.environment },
         { Key: 'pgherd:herd', Value: h.herd },
       ];
+      // A DB parameter group of the herd's own (RDS's default groups cannot be changed): Apply settings writes it.
+      const parameterGroup = `pgherd-lab-${h.environment}-${h.herd}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
+      await client.send(
+        new CreateDBParameterGroupCommand({
+          DBParameterGroupName: parameterGroup,
+          DBParameterGroupFamily: 'postgres15',
+          Description: `the lab's ${h.environment}/${h.herd} settings`,
+        }),
+      );
       await client.send(
         new CreateDBInstanceCommand({
           DBInstanceIdentifier: source.identifier,
+          DBParameterGroupName: parameterGroup,
           DBInstanceClass: source.instanceClass,
           Engine: 'postgres',
           EngineVersion: '15.8',
@@ -238,6 +254,7 @@ export async function startAws(
           new CreateDBInstanceReadReplicaCommand({
             DBInstanceIdentifier: m.identifier,
             SourceDBInstanceIdentifier: source.identifier,
+            DBParameterGroupName: parameterGroup,
             DBInstanceClass: m.instanceClass,
             AvailabilityZone: zoneOfSite(sites, m.site),
             Tags: tags,

@@ -18,12 +18,14 @@
 // - Faults from the capacity file's `rds`: `insufficient` classes are refused with
 //   InsufficientDBInstanceCapacity; an identifier listed under `storageFull` says storage-full (and its
 //   Postgres is not touched by anything asked).
+// - ModifyDBParameterGroup is written into the Postgres of every DB instance using the group (ALTER
+//   SYSTEM and a reload: a static parameter waits for the instance's reboot, as on RDS).
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { binDirOf } from '@/lib/agent/collect';
 import path from 'node:path';
 import { run, type Identity } from './proc';
-import { cloneReplica, startNode } from './postgres';
+import { cloneReplica, query, startNode } from './postgres';
 
 export interface RdsBacking {
   address: string;
@@ -133,7 +135,40 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
       status: field(item, 'DBInstanceStatus') ?? '',
       instanceClass: field(item, 'DBInstanceClass') ?? '',
       multiAz: field(item, 'MultiAZ') === 'true',
+      parameterGroup: field(item, 'DBParameterGroupName') ?? '',
     };
+  };
+  /**
+   * ModifyDBParameterGroup, taken by moto, then written into every DB instance's Postgres that uses the
+   * group (ALTER SYSTEM, reloaded): a dynamic parameter runs at once, a static one waits for the
+   * instance's reboot (Postgres marks it pending_restart), as RDS applies them.
+   */
+  const modifyGroup = async (p: URLSearchParams, forward: Forward): Promise<Answer> => {
+    const a = await forward(Buffer.from(p.toString()));
+    if (a.status !== 200) return a;
+    const group = p.get('DBParameterGroupName') ?? '';
+    const set: [string, string][] = [];
+    for (const [k, name] of p) {
+      const m = /^Parameters\.(?:Parameter|member)\.(\d+)\.ParameterName$/.exec(k);
+      if (m) set.push([name, p.get(`Parameters.${k.split('.')[1] ?? ''}.${m[1] ?? ''}.ParameterValue`) ?? '']);
+    }
+    for (const [id, b] of Object.entries(cfg.backing)) {
+      if ((await describeOne(forward, id))?.parameterGroup !== group) continue;
+      const url = `postgres://postgres@${b.address}:${String(b.port)}/postgres`;
+      try {
+        for (const [name, value] of set) {
+          const [q] = await query<{ q: string }>(url, 'SELECT format($$ALTER SYSTEM SET %I = %L$$, $1::text, $2::text) AS q', [
+            name,
+            value,
+          ]);
+          if (q) await query(url, q.q);
+        }
+        await query(url, 'SELECT pg_reload_conf()');
+      } catch (err) {
+        console.error(`rds-front: parameter group ${group} on ${id}: ${(err as Error).message}`);
+      }
+    }
+    return a;
   };
   const statusOf = (id: string, motoStatus: string) => {
     if (creating.has(id)) return 'creating';
@@ -261,6 +296,7 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
     const action = p.get('Action');
     if (action === 'DescribeOrderableDBInstanceOptions' && p.get('Engine') === 'postgres') return orderable(p);
     if (action === 'CreateDBInstanceReadReplica') return createReplica(p, forward);
+    if (action === 'ModifyDBParameterGroup') return modifyGroup(p, forward);
     const id = p.get('DBInstanceIdentifier') ?? '';
     if (action === 'DescribeDBInstances') {
       const a = await forward(Buffer.from(p.toString()));

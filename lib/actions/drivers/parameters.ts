@@ -12,6 +12,16 @@ interface PlaneBase {
   keeps?: { names: ReadonlySet<string>; says: string };
   /** Why the herd's settings cannot be changed through it now (a member it cannot reach), or null. */
   unready?(members: InstanceRef[]): string | null;
+  /**
+   * Set where the control plane has no switchover to restart the primary through (why, in words): the
+   * primary is restarted in place after the replicas, its writes stopping while it does.
+   */
+  primaryInPlace?: string;
+  /**
+   * Set where pgherd has no shell on the members (why the parse check is left to the plane, in words):
+   * the plan's check of bounds, units and choices against pg_settings stands, and `postgres -C` is not run.
+   */
+  noShell?: string;
   /** A member restarted into the values written (the action waits for its new start time). */
   restart<S>(m: InstanceRef): ActionStep<S>;
 }
@@ -31,6 +41,8 @@ export type ParameterPlane = PlaneBase &
         writeHerd(
           primary: InstanceRef,
           set: Record<string, string>,
+          /** Every member of the herd (a plane whose members may each name where the configuration lives). */
+          members: InstanceRef[],
         ): { name: string; does: Does; says: string; write: (x: RunContext<unknown>) => Promise<void> };
       }
   );

@@ -92,11 +92,13 @@ const setOf = (mc: MemberChanges) => Object.fromEntries(mc.changes.map((c) => [c
  * fine), and each value is handed to the member's own postgres binary to parse (`postgres -C`, with no
  * configuration file: nothing of the member is read or written).
  */
-function checkStep(h: HerdRef, plan: MemberChanges[]): ActionStep<State> {
+function checkStep(h: HerdRef, plan: MemberChanges[], plane: ParameterPlane): ActionStep<State> {
   return {
     name: 'read every member again; its Postgres parses each value',
     does: { kind: 'settings.check', members: plan.map((mc) => ({ instance: memberArg(mc.member), set: setOf(mc) })) },
-    says: `read each member's settings again (they must still be what the plan read), then each member's own postgres binary parses the new values (postgres -C, given no configuration file: nothing is written)`,
+    says: plane.noShell
+      ? `read each member's settings again (they must still be what the plan read); no postgres -C: ${plane.noShell}`
+      : `read each member's settings again (they must still be what the plan read), then each member's own postgres binary parses the new values (postgres -C, given no configuration file: nothing is written)`,
     timeoutMs: 60_000,
     run: async (x) => {
       const moved: string[] = [];
@@ -109,6 +111,10 @@ function checkStep(h: HerdRef, plan: MemberChanges[]): ActionStep<State> {
         }
       }
       if (moved.length) throw refuse('stale', `the settings changed since the plan: ${moved.join('; ')}. Nothing was written: plan again`);
+      if (plane.noShell) {
+        x.note({ stdout: `${plan.length} members read; no shell to parse the values with (${plane.noShell})` });
+        return;
+      }
       for (const mc of plan) {
         if (!mc.changes.length) continue;
         const argv = [
@@ -207,7 +213,11 @@ function writeStep(mc: MemberChanges): ActionStep<State> {
 /** One configuration for the herd (its driver's one write), then every member runs (or waits to restart into) the values. */
 function herdWriteStep(plane: HerdPlane, primary: InstanceRef, plan: MemberChanges[]): ActionStep<State> {
   const set = setOf(plan.find((mc) => mc.changes.length) ?? (plan[0] as MemberChanges));
-  const w = plane.writeHerd(primary, set);
+  const w = plane.writeHerd(
+    primary,
+    set,
+    plan.map((mc) => mc.member),
+  );
   return {
     name: w.name,
     does: w.does,
@@ -378,26 +388,34 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
   if (!writes.length && !replicas.length && !primaryRestart)
     return refuse('not-applicable', 'every member already runs what its groups say');
   const inPlace = primaryRestart && params.primaryFirst;
-  const bySwitchover = primaryRestart && !params.primaryFirst;
+  // No switchover on this control plane: the primary restarts in place, after the replicas.
+  const inPlaceLast = primaryRestart && !params.primaryFirst && !!plane.primaryInPlace;
+  const bySwitchover = primaryRestart && !params.primaryFirst && !plane.primaryInPlace;
   const over = bySwitchover ? switchoverRestartSteps(h, plan, prepared, primary) : [];
   if (over instanceof Refusal) return over;
   const order = [
     ...(inPlace ? [`restart ${primary.label} in place (the primary: writes stop while it restarts)`] : []),
     ...replicas.map((mc) => `restart ${mc.member.label}`),
     ...(bySwitchover ? [`switch over (${primary.label} restarts as a replica as it rejoins)`] : []),
+    ...(inPlaceLast ? [`restart ${primary.label} in place (the primary: writes stop while it restarts)`] : []),
   ];
   return {
     steps: [
-      checkStep(h, plan),
+      checkStep(h, plan, plane),
       ...writeSteps(plane, primary, plan, writes),
       ...(inPlace ? primaryInPlaceSteps(h, plane, primary) : []),
       ...replicas.flatMap((mc) => restartSteps(plane, mc.member)),
       ...over,
+      ...(inPlaceLast ? primaryInPlaceSteps(h, plane, primary) : []),
       verifyStep(h, plan),
     ],
     warnings: [
       ...productionWarning(h),
-      ...(inPlace ? [`${primary.label} (the primary) restarts in place: writes to the herd stop while it does`] : []),
+      ...(inPlace || inPlaceLast
+        ? [
+            `${primary.label} (the primary) restarts in place: writes to the herd stop while it does${inPlaceLast ? ` (${plane.primaryInPlace ?? ''})` : ''}`,
+          ]
+        : []),
       ...(p.lowering.length ? [`lowered with the primary first: ${p.lowering.join(', ')}`] : []),
     ],
     facts: applyFacts(plane, plan, order, bySwitchover),

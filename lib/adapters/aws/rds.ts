@@ -5,6 +5,7 @@ import {
   CreateDBInstanceReadReplicaCommand,
   DescribeDBInstancesCommand,
   ModifyDBInstanceCommand,
+  ModifyDBParameterGroupCommand,
   PromoteReadReplicaCommand,
   RebootDBInstanceCommand,
   StartDBInstanceCommand,
@@ -254,4 +255,31 @@ export async function orderableClasses(client: RDSClient, engineVersion: string,
 export function rdsWaitBounds(env: Record<string, string | undefined> = process.env): WaitBounds {
   const poll = setting('PGHERD_RDS_POLL_SECONDS', env);
   return { maxWaitSeconds: setting('PGHERD_RDS_WAIT_SECONDS', env), minDelaySeconds: poll, maxDelaySeconds: poll * 3 };
+}
+
+/** A parameter of a DB parameter group, and when RDS applies it: now (dynamic), or at the next reboot (static). */
+export interface RdsParameterChange {
+  name: string;
+  value: string;
+  applyMethod: 'immediate' | 'pending-reboot';
+}
+
+/**
+ * ModifyDBParameterGroup: `changes` into the group `group` (RDS takes at most 20 a call: sent in turns).
+ * RDS refuses a default group (default.postgres15): it cannot be changed, only replaced by one of your own.
+ */
+export async function modifyRdsParameterGroup(
+  client: RDSClient,
+  group: string,
+  changes: RdsParameterChange[],
+  signal?: AbortSignal,
+): Promise<void> {
+  for (let i = 0; i < changes.length; i += 20)
+    await client.send(
+      new ModifyDBParameterGroupCommand({
+        DBParameterGroupName: group,
+        Parameters: changes.slice(i, i + 20).map((c) => ({ ParameterName: c.name, ParameterValue: c.value, ApplyMethod: c.applyMethod })),
+      }),
+      opts(signal),
+    );
 }

@@ -10,8 +10,9 @@ import { planRdsDrFailover } from './failover';
 import { planRdsResize } from './resize';
 import type { ResizeState } from '../resize';
 import { rdsReplicaMaker } from './add-replica';
+import { rdsParameters } from './parameters';
 
-const CAN: Capability[] = ['restart', 'resize', 'power', 'failover', 'add-replica'];
+const CAN: Capability[] = ['restart', 'resize', 'power', 'failover', 'add-replica', 'set-parameters'];
 
 export const rdsDriver: HerdDriver = {
   name: 'RDS',
@@ -43,4 +44,6 @@ export const rdsDriver: HerdDriver = {
   resize: (t, v) => planRdsResize<ResizeState>(t, v),
   // CreateDBInstanceReadReplica: RDS makes the replica, of the class asked for.
   addReplica: rdsReplicaMaker,
+  // ModifyDBParameterGroup, and RebootDBInstance for a static parameter.
+  parameters: rdsParameters,
 };

@@ -11,6 +11,8 @@ import {
   AddTagsToResourceCommand,
   CreateDBInstanceCommand,
   DescribeDBInstancesCommand,
+  CreateDBParameterGroupCommand,
+  DescribeDBParametersCommand,
   ModifyDBInstanceCommand,
   PromoteReadReplicaCommand,
   RDSClient,
@@ -30,6 +32,7 @@ import { discoveryConfig } from '@/lib/features/discovery/discovery';
 import { discoverRds } from '@/lib/features/discovery/rds-discovery';
 import { refreshInstance } from '@/lib/fleet/record-observation';
 import { refreshShare } from '@/lib/fleet/refresh-share';
+import { settingsPass } from '@/lib/fleet/settings/drift-pass';
 import { forgetApiPrices } from '@/lib/fleet/cloud/prices';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { PROJECT_ROOT, startLab, stopLab, writeNameOf, type LabInfo, type LabRds } from '@/lib/lab/lab';
@@ -49,6 +52,7 @@ import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 import { crash } from '@/lib/lab/faults';
 import { powerOffAction, powerOnAction } from '@/lib/actions/cloud/power.action';
+import { applySettingsAction } from '@/lib/actions/parameters/apply-settings.action';
 import { loadAccess, type Actor } from '@/lib/engine/access';
 import { fireRequested } from '@/lib/features/rules/fire';
 import { ruleBody } from '@/lib/features/rules/rule-body';
@@ -793,6 +797,81 @@ describe("a rule's nightly scale-down and its morning reverse", () => {
     expect(down.steps.map((x) => x.name)).toEqual(expect.arrayContaining([`DNS drain: ${readName(1)}`, `DNS back: ${readName(1)}`]));
     expect(up.steps.map((x) => x.name)).toEqual(expect.arrayContaining([`DNS drain: ${readName(1)}`, `DNS back: ${readName(1)}`]));
   }, 300_000);
+});
+
+describe('settings through the DB parameter group', () => {
+  const herdIdOf = async (name: string) => (await db.select({ id: herds.id }).from(herds).where(eq(herds.name, name)))[0]!.id;
+  const show = async (m: { address: string; port: number }, name: string) =>
+    (
+      await query<{ v: string; p: boolean }>(url(m), 'SELECT setting AS v, pending_restart AS p FROM pg_settings WHERE name = $1', [name])
+    )[0]!;
+  /** What each member runs, read as the refresh and the settings pass read it. */
+  const readSettingsNow = async () => {
+    const share = refreshShare(db, { holder: 'rds-settings-test', intervalMs: 60_000 });
+    try {
+      await db.execute(sql`UPDATE herds SET observe_due_at = '-infinity'`);
+      await share.round();
+    } finally {
+      share.close();
+    }
+    await settingsPass(db);
+  };
+  const applySettings = (herdId: number) =>
+    runOperation(db, worker!.queue, applySettingsAction, { herdIds: [herdId] }, {}, { username: 'rds-test', timeoutMs: 240_000 });
+
+  it('writes the herd’s group with ModifyDBParameterGroup: a dynamic setting runs at once, a static one after RDS reboots each member, the primary last', async () => {
+    const reports = await herdIdOf('reports');
+    await readSettingsNow();
+    await db.update(herds).set({ settingOverrides: "work_mem = '6MB'\nshared_buffers = '48MB'" }).where(eq(herds.id, reports));
+    const p = await planOperation(db, SYSTEM_ACCESS, applySettingsAction, [reports], {});
+    expect(p.targets[0]!.refused).toBeUndefined();
+    const order = p.targets[0]!.facts?.find((f) => f.label === 'In order')?.value ?? '';
+    // The replicas first, the primary in place last: RDS has no switchover within a herd.
+    expect(order).toMatch(new RegExp(`restart .*${member(1).identifier}.*restart .*${member(0).identifier}[^,;]* in place`));
+    const before = await Promise.all(herd.members.map(startedAt));
+    const r = await applySettings(reports);
+    expect(r.op.status, stepsOf(r)).toBe('succeeded');
+    for (const m of herd.members) {
+      expect(await show(m, 'work_mem'), m.identifier).toEqual({ v: '6144', p: false });
+      expect(await show(m, 'shared_buffers'), m.identifier).toEqual({ v: '6144', p: false });
+    }
+    const after = await Promise.all(herd.members.map(startedAt));
+    after.forEach((t, k) => expect(t, herd.members[k]!.identifier).toBeGreaterThan(before[k]!));
+    // The group says so too: RDS applies the static one at a reboot, the dynamic one at once.
+    const group = (await classOf(member(0).identifier)).parameterGroup;
+    expect(group).toMatch(/^pgherd-lab-/);
+    const said = await rds().send(new DescribeDBParametersCommand({ DBParameterGroupName: group }));
+    const byName = new Map((said.Parameters ?? []).map((x) => [x.ParameterName, [x.ParameterValue, x.ApplyMethod]]));
+    expect(byName.get('work_mem')).toEqual(['6MB', 'immediate']);
+    expect(byName.get('shared_buffers')).toEqual(['48MB', 'pending-reboot']);
+    expect(r.steps.filter((s) => /RDS reboot$/.test(s.name)).map((s) => s.stdoutTail)).toEqual(
+      herd.members.map(() => expect.stringMatching(/RDS said: rebooting -> available/)),
+    );
+  }, 240_000);
+
+  it('refuses a member on RDS’s default group, which cannot be changed: nothing is asked of RDS, nothing changes', async () => {
+    const soloHerd = await herdIdOf('solo');
+    // RDS has its default groups from the start; moto makes them as they are first asked for.
+    await rds()
+      .send(
+        new CreateDBParameterGroupCommand({
+          DBParameterGroupName: 'default.postgres15',
+          DBParameterGroupFamily: 'postgres15',
+          Description: 'RDS default',
+        }),
+      )
+      .catch(() => undefined);
+    await rds().send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: solo.identifier, DBParameterGroupName: 'default.postgres15' }));
+    await db.update(herds).set({ settingOverrides: "work_mem = '7MB'" }).where(eq(herds.id, soloHerd));
+    await readSettingsNow();
+    const was = await show(solo, 'work_mem');
+    const r = await applySettings(soloHerd);
+    expect(r.op.status).toBe('failed');
+    expect(r.targets[0]!.error).toMatch(
+      /uses default\.postgres15: RDS's default parameter groups cannot be changed; .*nothing was changed/,
+    );
+    expect(await show(solo, 'work_mem')).toEqual(was);
+  }, 120_000);
 });
 
 describe('DR failover: RDS promotes a read replica', () => {
