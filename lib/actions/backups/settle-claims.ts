@@ -13,6 +13,9 @@ import { Refusal } from '@/lib/fleet/refusal';
 import { terminateLaunched } from '@/lib/actions/steps/launch';
 import { removeRestored } from '@/lib/actions/steps/restore-steps';
 
+/** pg_try_advisory_xact_lock's first key for settling a restore claim (the second: the claim's id). */
+const SETTLE_LOCK = 72_842_117;
+
 /** Removes what restores that ended without their cleanup left on their servers; the claims settled. */
 export async function settleRestoreClaims(
   db: Db,
@@ -26,8 +29,18 @@ export async function settleRestoreClaims(
   const settled: number[] = [];
   for (const c of rows.rows) {
     try {
-      await removeClaimed(db, ssh, c);
-      await db.transaction(async (tx) => {
+      // One settler at a time per claim (every worker's reconcile settles them): the claim's lock is held
+      // from before its folder is removed until the row says so, and the row is read again under it. Two
+      // at once would each stop and remove the same folder, and one could settle the row while the other
+      // was still removing.
+      const done = await db.transaction(async (tx) => {
+        const [lock] = (await tx.execute<{ ok: boolean }>(sql`SELECT pg_try_advisory_xact_lock(${SETTLE_LOCK}, ${c.id}::int) AS ok`)).rows;
+        if (!lock?.ok) return false;
+        const still = await tx.execute(sql`
+          SELECT 1 FROM restore_claims r WHERE r.id = ${c.id}
+            AND (r.settled_at IS NULL OR (r.kept_herd_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM herds h WHERE h.id = r.kept_herd_id)))`);
+        if (!still.rows.length) return false;
+        await removeClaimed(db, ssh, c);
         await tx.execute(
           withParams(sqlFile('lib/actions/backups/settle-restore-claim.sql'), [
             c.orphaned
@@ -44,7 +57,9 @@ export async function settleRestoreClaims(
           FROM operation_targets t JOIN operations o ON o.id = t.operation_id
           WHERE t.id = ${c.target_id} AND o.action = 'restore-drill' AND t.herd_id IS NOT NULL
           ON CONFLICT (operation_id, herd_id) DO NOTHING`);
+        return true;
       });
+      if (!done) continue;
       settled.push(c.id);
       log('restore_claim.removed', { id: c.id, targetId: c.target_id, folder: c.data_directory });
     } catch (err) {
