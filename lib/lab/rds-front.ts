@@ -19,7 +19,7 @@
 //   InsufficientDBInstanceCapacity; an identifier listed under `storageFull` says storage-full (and its
 //   Postgres is not touched by anything asked).
 // - ModifyDBParameterGroup is written into the Postgres of every DB instance using the group (ALTER
-//   SYSTEM and a reload: a static parameter waits for the instance's reboot, as on RDS).
+//   SYSTEM and a reload) as RDS applies it: `immediate` at once, `pending-reboot` at its RebootDBInstance.
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { binDirOf } from '@/lib/agent/collect';
@@ -138,37 +138,55 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
       parameterGroup: field(item, 'DBParameterGroupName') ?? '',
     };
   };
+  /** Values of a DB parameter group that wait for the instance's reboot (ApplyMethod pending-reboot), by identifier. */
+  const pendingParameters = new Map<string, Map<string, string>>();
+  /** ALTER SYSTEM of each value on the instance's Postgres, then a reload. */
+  const alterSystem = async (id: string, set: [string, string][]) => {
+    const b = cfg.backing[id];
+    if (!b || !set.length) return;
+    const url = `postgres://postgres@${b.address}:${String(b.port)}/postgres`;
+    try {
+      for (const [name, value] of set) {
+        const [q] = await query<{ q: string }>(url, 'SELECT format($$ALTER SYSTEM SET %I = %L$$, $1::text, $2::text) AS q', [name, value]);
+        if (q) await query(url, q.q);
+      }
+      await query(url, 'SELECT pg_reload_conf()');
+    } catch (err) {
+      console.error(`rds-front: parameters on ${id}: ${(err as Error).message}`);
+    }
+  };
   /**
-   * ModifyDBParameterGroup, taken by moto, then written into every DB instance's Postgres that uses the
-   * group (ALTER SYSTEM, reloaded): a dynamic parameter runs at once, a static one waits for the
-   * instance's reboot (Postgres marks it pending_restart), as RDS applies them.
+   * ModifyDBParameterGroup, taken by moto, then applied to every DB instance using the group as RDS
+   * applies it: an `immediate` value written into its Postgres at once (ALTER SYSTEM, reloaded); a
+   * `pending-reboot` one kept until the instance's RebootDBInstance, and written then.
    */
   const modifyGroup = async (p: URLSearchParams, forward: Forward): Promise<Answer> => {
     const a = await forward(Buffer.from(p.toString()));
     if (a.status !== 200) return a;
     const group = p.get('DBParameterGroupName') ?? '';
-    const set: [string, string][] = [];
+    const now: [string, string][] = [];
+    const later: [string, string][] = [];
     for (const [k, name] of p) {
-      const m = /^Parameters\.(?:Parameter|member)\.(\d+)\.ParameterName$/.exec(k);
-      if (m) set.push([name, p.get(`Parameters.${k.split('.')[1] ?? ''}.${m[1] ?? ''}.ParameterValue`) ?? '']);
+      const m = /^Parameters\.(Parameter|member)\.(\d+)\.ParameterName$/.exec(k);
+      if (!m) continue;
+      const at = `Parameters.${m[1] ?? ''}.${m[2] ?? ''}`;
+      (p.get(`${at}.ApplyMethod`) === 'pending-reboot' ? later : now).push([name, p.get(`${at}.ParameterValue`) ?? '']);
     }
-    for (const [id, b] of Object.entries(cfg.backing)) {
+    for (const id of Object.keys(cfg.backing)) {
       if ((await describeOne(forward, id))?.parameterGroup !== group) continue;
-      const url = `postgres://postgres@${b.address}:${String(b.port)}/postgres`;
-      try {
-        for (const [name, value] of set) {
-          const [q] = await query<{ q: string }>(url, 'SELECT format($$ALTER SYSTEM SET %I = %L$$, $1::text, $2::text) AS q', [
-            name,
-            value,
-          ]);
-          if (q) await query(url, q.q);
-        }
-        await query(url, 'SELECT pg_reload_conf()');
-      } catch (err) {
-        console.error(`rds-front: parameter group ${group} on ${id}: ${(err as Error).message}`);
-      }
+      const waiting = pendingParameters.get(id) ?? new Map<string, string>();
+      for (const [name, value] of later) waiting.set(name, value);
+      for (const [name] of now) waiting.delete(name);
+      pendingParameters.set(id, waiting);
+      await alterSystem(id, now);
     }
     return a;
+  };
+  /** The values waiting for the reboot, written as it restarts the Postgres. */
+  const applyPending = async (id: string) => {
+    const waiting = pendingParameters.get(id);
+    pendingParameters.delete(id);
+    if (waiting) await alterSystem(id, [...waiting]);
   };
   const statusOf = (id: string, motoStatus: string) => {
     if (creating.has(id)) return 'creating';
@@ -353,7 +371,15 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
       if (a.status === 200) {
         const was = pending.get(id);
         pending.delete(id);
-        underWay(id, 'rebooting', () => pgCtl(id, 'restart'), was?.oldClass);
+        underWay(
+          id,
+          'rebooting',
+          async () => {
+            await applyPending(id);
+            await pgCtl(id, 'restart');
+          },
+          was?.oldClass,
+        );
       }
       return a;
     }

@@ -5,6 +5,20 @@ import type { ActionStep, RunContext } from '@/lib/engine/define-action';
 import type { Does } from '@/lib/engine/plan-identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 
+/** A setting the herd's one write changes, as the action planned it. */
+export interface HerdChange {
+  name: string;
+  /** As pg_settings shows it before and after (its base unit; on/off). */
+  from: string;
+  to: string;
+  /** As written in a configuration ('32MB'). */
+  write: string;
+  /** Postgres reads it only at start. */
+  restart: boolean;
+  /** pg_settings' type. */
+  vartype: string;
+}
+
 interface PlaneBase {
   /** Who writes the settings and restarts the members, in words (the plan's "Run by"). */
   runBy: string;
@@ -40,10 +54,15 @@ export type ParameterPlane = PlaneBase &
         /** The one write of `set` (the action then waits until every member runs it). */
         writeHerd(
           primary: InstanceRef,
-          set: Record<string, string>,
+          changes: HerdChange[],
           /** Every member of the herd (a plane whose members may each name where the configuration lives). */
           members: InstanceRef[],
         ): { name: string; does: Does; says: string; write: (x: RunContext<unknown>) => Promise<void> };
+        /**
+         * Set where a static value waits for the restart outside Postgres (RDS: in the group, until the
+         * reboot): after the write, only the values a reload applies are waited for.
+         */
+        pendsOutside?: string;
       }
   );
 

@@ -212,10 +212,10 @@ function writeStep(mc: MemberChanges): ActionStep<State> {
 
 /** One configuration for the herd (its driver's one write), then every member runs (or waits to restart into) the values. */
 function herdWriteStep(plane: HerdPlane, primary: InstanceRef, plan: MemberChanges[]): ActionStep<State> {
-  const set = setOf(plan.find((mc) => mc.changes.length) ?? (plan[0] as MemberChanges));
+  const first = plan.find((mc) => mc.changes.length) ?? plan[0];
   const w = plane.writeHerd(
     primary,
-    set,
+    first?.changes ?? [],
     plan.map((mc) => mc.member),
   );
   return {
@@ -229,7 +229,10 @@ function herdWriteStep(plane: HerdPlane, primary: InstanceRef, plan: MemberChang
         const deadline = Date.now() + 60_000;
         for (;;) {
           const now = await readSettings(mc.member);
-          const left = mc.changes.filter((c) => !runs(c, now.settings[c.name]?.v) && !now.settings[c.name]?.p);
+          // A static value that waits outside Postgres (RDS's group) shows only after the reboot.
+          const left = mc.changes.filter(
+            (c) => !(plane.pendsOutside && c.restart) && !runs(c, now.settings[c.name]?.v) && !now.settings[c.name]?.p,
+          );
           if (!left.length) break;
           if (x.signal.aborted || Date.now() > deadline)
             throw new Error(

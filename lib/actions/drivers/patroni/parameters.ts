@@ -17,20 +17,23 @@ export const patroniParameters: ParameterPlane = {
       ? `${noRest.map((m) => m.label).join(', ')}: no Patroni REST address (set it on the instance): pgherd changes a Patroni herd's settings through Patroni`
       : null;
   },
-  writeHerd: (primary, set) => ({
-    name: "change Patroni's configuration",
-    does: { kind: 'settings.patroni-config', patroni: primary.patroniUrl, scope: primary.patroniScope, set },
-    says: `PATCH /config {postgresql: {parameters: ${JSON.stringify(set)}}} through ${primary.label}'s Patroni`,
-    write: async (x) => {
-      const { url, access } = patroniEndpoint(primary);
-      x.note({ command: `PATCH ${url}/config {"postgresql":{"parameters":${JSON.stringify(set)}}}` });
-      try {
-        await patchConfig(url, access, { postgresql: { parameters: set } });
-      } catch (err) {
-        throw err instanceof PatroniError ? new Error(`Patroni refused the change: ${err.message}`) : err;
-      }
-    },
-  }),
+  writeHerd: (primary, changes) => {
+    const set = Object.fromEntries(changes.map((c) => [c.name, c.write]));
+    return {
+      name: "change Patroni's configuration",
+      does: { kind: 'settings.patroni-config', patroni: primary.patroniUrl, scope: primary.patroniScope, set },
+      says: `PATCH /config {postgresql: {parameters: ${JSON.stringify(set)}}} through ${primary.label}'s Patroni`,
+      write: async (x) => {
+        const { url, access } = patroniEndpoint(primary);
+        x.note({ command: `PATCH ${url}/config {"postgresql":{"parameters":${JSON.stringify(set)}}}` });
+        try {
+          await patchConfig(url, access, { postgresql: { parameters: set } });
+        } catch (err) {
+          throw err instanceof PatroniError ? new Error(`Patroni refused the change: ${err.message}`) : err;
+        }
+      },
+    };
+  },
   restart: (m) =>
     patroniCallStep(
       m,

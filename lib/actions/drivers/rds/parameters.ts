@@ -2,14 +2,14 @@
 // a dynamic parameter applied at once and a static one at the member's next reboot (RebootDBInstance),
 // as RDS does. RDS gives no ALTER SYSTEM to its master user and no file: the group is the one place.
 import { rdsClient } from '@/lib/adapters/aws/config';
-import { describeRds, modifyRdsParameterGroup, rdsWaitBounds, rebootRds, type RdsParameterChange } from '@/lib/adapters/aws/rds';
+import { describeRdsPostgres, modifyRdsParameterGroup, rdsWaitBounds, rebootRds, type RdsParameterChange } from '@/lib/adapters/aws/rds';
+import { errorText } from '@/lib/engine/errors';
 import type { ActionStep } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { withInstance } from '@/lib/fleet/pg-access';
 import { refuse } from '@/lib/fleet/refusal';
-import type { ParameterPlane } from '../parameters';
+import type { HerdChange, ParameterPlane } from '../parameters';
 import { waitRdsNoted } from './steps';
 
 /** What RDS sets itself or refuses to let a parameter group change (its docs: the parameters RDS manages). */
@@ -29,44 +29,55 @@ const RDS_KEEPS = new Set([
   'wal_level',
 ]);
 
-/** The DB parameter groups of `members`, read from RDS now; throws (nothing changed) when one cannot be changed. */
-async function groupsOf(members: InstanceRef[], signal: AbortSignal): Promise<string[]> {
+/**
+ * The DB parameter groups of `members` (one region), read from RDS now; throws, nothing changed, when one
+ * cannot be changed: RDS's default groups, and a group another DB instance uses too (a change of it would
+ * reach that instance, whatever its herd or environment).
+ */
+async function groupsOf(members: InstanceRef[], region: string, signal: AbortSignal): Promise<string[]> {
+  const client = rdsClient(region);
+  const everyone = await describeRdsPostgres(client, region);
+  const ours = new Set(members.map((m) => m.rds?.identifier ?? ''));
   const groups = new Map<string, string[]>();
   for (const m of members) {
-    if (!m.rds) throw refuse('not-applicable', `${m.label} is not an RDS DB instance; nothing was changed`);
-    const live = await describeRds(rdsClient(m.rds.region), m.rds.region, m.rds.identifier, signal);
-    if (!live) throw refuse('cloud', `RDS does not know ${m.rds.identifier} in ${m.rds.region}; nothing was changed`);
-    if (!live.parameterGroup) throw refuse('cloud', `RDS names no DB parameter group for ${m.rds.identifier}; nothing was changed`);
-    groups.set(live.parameterGroup, [...(groups.get(live.parameterGroup) ?? []), m.rds.identifier]);
+    const live = everyone.find((i) => i.identifier === m.rds?.identifier);
+    if (!live) throw refuse('cloud', `RDS does not know ${m.rds?.identifier ?? m.label} in ${region}; nothing was changed`);
+    if (!live.parameterGroup) throw refuse('cloud', `RDS names no DB parameter group for ${live.identifier}; nothing was changed`);
+    groups.set(live.parameterGroup, [...(groups.get(live.parameterGroup) ?? []), live.identifier]);
   }
+  if (signal.aborted) throw new Error('stopped before the DB parameter group was changed');
   const defaults = [...groups].filter(([g]) => g.startsWith('default.'));
   if (defaults.length)
     throw refuse(
       'not-applicable',
       `${defaults.map(([g, ids]) => `${ids.join(', ')} use${ids.length === 1 ? 's' : ''} ${g}`).join('; ')}: RDS's default parameter groups cannot be changed; give the herd's members a group of its own (ModifyDBInstance --db-parameter-group-name), then apply the settings; nothing was changed`,
     );
+  const shared = [...groups.keys()].flatMap((g) => {
+    const others = everyone.filter((i) => i.parameterGroup === g && !ours.has(i.identifier)).map((i) => i.identifier);
+    return others.length ? [`${g} is also the group of ${others.join(', ')}`] : [];
+  });
+  if (shared.length)
+    throw refuse(
+      'not-applicable',
+      `${shared.join('; ')}: a change of it would reach ${shared.length === 1 ? 'them' : 'those'} too, outside this herd; give the herd a group of its own; nothing was changed`,
+    );
   return [...groups.keys()];
 }
 
-/** Each setting with when RDS applies it: a setting Postgres reads only at start (context postmaster) at the reboot. */
-async function applyMethods(primary: InstanceRef, set: Record<string, string>): Promise<RdsParameterChange[]> {
-  const names = Object.keys(set);
-  const contexts = await withInstance(
-    primary,
-    { database: 'postgres', connectionTimeoutMillis: 5000 },
-    async (c) =>
-      new Map(
-        (
-          await c.query<{ name: string; context: string }>('SELECT name, context FROM pg_settings WHERE name = ANY($1::text[])', [names])
-        ).rows.map((r) => [r.name, r.context] as const),
-      ),
-  );
-  return names.map((name) => ({
-    name,
-    value: set[name] ?? '',
-    applyMethod: contexts.get(name) === 'postmaster' ? ('pending-reboot' as const) : ('immediate' as const),
+/**
+ * A value as an RDS parameter group takes it: a number in the setting's own unit (pg_settings' value:
+ * 6144 for work_mem of 6MB), a boolean as 1 or 0, anything else as written.
+ */
+const rdsValue = (c: HerdChange, v: string): string =>
+  c.vartype === 'bool' ? (v === 'on' ? '1' : '0') : c.vartype === 'integer' || c.vartype === 'real' ? v : v === c.to ? c.write : v;
+
+/** Each change with when RDS applies it: a setting Postgres reads only at start at the member's reboot. */
+const rdsChanges = (changes: HerdChange[], to: 'to' | 'from'): RdsParameterChange[] =>
+  changes.map((c) => ({
+    name: c.name,
+    value: rdsValue(c, c[to]),
+    applyMethod: c.restart ? ('pending-reboot' as const) : ('immediate' as const),
   }));
-}
 
 export const rdsParameters: ParameterPlane = {
   runBy: "RDS: pgherd changes the herd's DB parameter group and asks RDS to reboot a member for a static parameter",
@@ -81,19 +92,52 @@ export const rdsParameters: ParameterPlane = {
       ? `${other.map((m) => m.label).join(', ')}: no RDS identity (run discovery): pgherd changes an RDS herd's settings through RDS`
       : null;
   },
-  writeHerd: (primary, set, members) => ({
+  pendsOutside: 'RDS keeps a static value in the group until the member reboots',
+  writeHerd: (primary, changes, members) => ({
     name: 'change the DB parameter group',
-    does: { kind: 'settings.rds-parameter-group', members: members.map(memberArg), set },
-    says: `ModifyDBParameterGroup on the DB parameter group of ${members.map((m) => m.label).join(', ')}: ${Object.entries(set)
-      .map(([k, v]) => `${k} = ${v}`)
-      .join(', ')} (a static parameter applied at the member's reboot)`,
+    does: {
+      kind: 'settings.rds-parameter-group',
+      members: members.map(memberArg),
+      set: Object.fromEntries(changes.map((c) => [c.name, c.to])),
+    },
+    says: `ModifyDBParameterGroup on the DB parameter group of ${members.map((m) => m.label).join(', ')} (refused, nothing changed, when it is one of RDS's default groups or another DB instance's too): ${changes
+      .map((c) => `${c.name} = ${c.write}${c.restart ? ' (at the reboot)' : ''}`)
+      .join(', ')}; should RDS refuse part of it, what was taken is put back`,
     write: async (x) => {
-      const groups = await groupsOf(members, x.signal);
-      const changes = await applyMethods(primary, set);
-      const region = primary.rds?.region ?? '';
-      for (const g of groups) {
-        x.note({ command: `ModifyDBParameterGroup ${g} ${changes.map((c) => `${c.name}=${c.value} (${c.applyMethod})`).join(', ')}` });
-        await modifyRdsParameterGroup(rdsClient(region), g, changes, x.signal);
+      const regions = [...new Set(members.map((m) => m.rds?.region ?? ''))];
+      const [region] = regions;
+      if (regions.length !== 1 || !region)
+        throw refuse(
+          'not-applicable',
+          `the herd's members are in ${regions.join(', ') || 'no region'}: one DB parameter group change is one region's; nothing was changed`,
+        );
+      for (const m of members) {
+        const r = m.rds;
+        if (!r) throw refuse('not-applicable', `${m.label} is not an RDS DB instance; nothing was changed`);
+        const notOurs = await recheckRdsIdentity(x.deps.db, m.serverId, r.region, r.identifier);
+        if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
+      }
+      const groups = await groupsOf(members, region, x.signal);
+      const client = rdsClient(region);
+      const done: string[] = [];
+      try {
+        for (const g of groups) {
+          const want = rdsChanges(changes, 'to');
+          x.note({ command: `ModifyDBParameterGroup ${g} ${want.map((c) => `${c.name}=${c.value} (${c.applyMethod})`).join(', ')}` });
+          await modifyRdsParameterGroup(client, g, want, x.signal);
+          done.push(g);
+        }
+      } catch (err) {
+        // Part of it taken (a later call of 20, a later group): each group touched is given what ran before.
+        const back: string[] = [];
+        for (const g of [...done, ...groups.filter((g) => !done.includes(g)).slice(0, 1)])
+          await modifyRdsParameterGroup(client, g, rdsChanges(changes, 'from')).then(
+            () => back.push(g),
+            () => undefined,
+          );
+        throw new Error(
+          `RDS refused the change (${errorText(err)}); ${back.length ? `${back.join(', ')} given back the values that ran before` : 'nothing was taken'}`,
+        );
       }
     },
   }),

@@ -842,12 +842,38 @@ describe('settings through the DB parameter group', () => {
     expect(group).toMatch(/^pgherd-lab-/);
     const said = await rds().send(new DescribeDBParametersCommand({ DBParameterGroupName: group }));
     const byName = new Map((said.Parameters ?? []).map((x) => [x.ParameterName, [x.ParameterValue, x.ApplyMethod]]));
-    expect(byName.get('work_mem')).toEqual(['6MB', 'immediate']);
-    expect(byName.get('shared_buffers')).toEqual(['48MB', 'pending-reboot']);
+    // In each parameter's own unit, as RDS takes them: kB for work_mem, 8 kB pages for shared_buffers.
+    expect(byName.get('work_mem')).toEqual(['6144', 'immediate']);
+    expect(byName.get('shared_buffers')).toEqual(['6144', 'pending-reboot']);
     expect(r.steps.filter((s) => /RDS reboot$/.test(s.name)).map((s) => s.stdoutTail)).toEqual(
       herd.members.map(() => expect.stringMatching(/RDS said: rebooting -> available/)),
     );
   }, 240_000);
+
+  it('refuses a group another DB instance uses too (a staging herd’s change would reach it): nothing changes', async () => {
+    const soloHerd = await herdIdOf('solo');
+    const reportsGroup = (await classOf(member(0).identifier)).parameterGroup;
+    await rds().send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: solo.identifier, DBParameterGroupName: reportsGroup }));
+    await readSettingsNow();
+    await db.update(herds).set({ settingOverrides: "work_mem = '9MB'" }).where(eq(herds.id, soloHerd));
+    const said = async () =>
+      new Map(
+        ((await rds().send(new DescribeDBParametersCommand({ DBParameterGroupName: reportsGroup }))).Parameters ?? []).map((x) => [
+          x.ParameterName,
+          x.ParameterValue,
+        ]),
+      );
+    const groupBefore = await said();
+    const running = () => Promise.all([...herd.members, solo].map((m) => show(m, 'work_mem')));
+    const runningBefore = await running();
+    const r = await applySettings(soloHerd);
+    expect(r.op.status).toBe('failed');
+    expect(r.targets[0]!.error).toMatch(
+      new RegExp(`${reportsGroup} is also the group of ${herd.members.map((m) => m.identifier).join(', ')}: .*nothing was changed`),
+    );
+    expect(await said()).toEqual(groupBefore);
+    expect(await running()).toEqual(runningBefore);
+  }, 120_000);
 
   it('refuses a member on RDS’s default group, which cannot be changed: nothing is asked of RDS, nothing changes', async () => {
     const soloHerd = await herdIdOf('solo');
