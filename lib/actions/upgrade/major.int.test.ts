@@ -367,8 +367,11 @@ describe('blue/green major upgrade', () => {
     })();
     await waitFor('the hostile client commits on blue', async () => (hostile.acked.length > 20 ? true : undefined));
     await switchUnderWriter(upgradeCutoverAction);
-    // Through the switch and after it: every commit blue acknowledged to it is on green.
-    await new Promise((r) => setTimeout(r, 1500));
+    // Through the switch and after it, until blue has refused it at the door: every commit blue
+    // acknowledged to it is on green.
+    await waitFor('blue refuses the hostile client at the door', async () =>
+      [...hostile.refused].some((m) => /too many connections for database/.test(m)) ? true : undefined,
+    );
     hostile.stop = true;
     await insist;
     const onGreen = async () =>
