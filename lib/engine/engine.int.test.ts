@@ -841,7 +841,7 @@ describe('pgherd\u2019s database away for a moment', () => {
     } finally {
       process.env.PGHERD_LEASE_TTL_MS = '2000';
       proxy.restore();
-      await within(15_000, w.close(), 'the proxied worker to close', []);
+      await within(40_000, w.close(), 'the proxied worker to close', []);
       await proxy.close();
     }
     worker = await defaultWorker();
