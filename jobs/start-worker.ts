@@ -152,20 +152,27 @@ export async function startWorker(cfg: WorkerConfig) {
         await targets.close(); // waits for the targets in progress
         phase.now = 'chores';
         await chores.close();
+        // Each of the rest named too: a close that hangs on its connections says which.
+        phase.now = 'its row in workers';
+        await workerStopped(db, holder).catch((err: unknown) => log('worker.stop.error', { error: errorText(err) }));
+        phase.now = 'the queues';
+        await queue.close();
+        await rulesQueue.close();
+        // BullMQ closes the connections it made, not the ones it was given.
+        producer.disconnect();
+        rulesProducer.disconnect();
+        rulesConsumer.disconnect();
+        phase.now = 'SSH connections';
+        await ssh.close();
+        phase.now = 'the LISTEN client';
+        await choreSet.closeListener();
+        phase.now = 'the metrics listener';
+        await ownMetrics?.close();
+        phase.now = 'the database pool (a client not given back)';
+        await pool.end();
       } finally {
         clearInterval(waiting);
       }
-      await workerStopped(db, holder).catch((err: unknown) => log('worker.stop.error', { error: errorText(err) }));
-      await queue.close();
-      await rulesQueue.close();
-      // BullMQ closes the connections it made, not the ones it was given.
-      producer.disconnect();
-      rulesProducer.disconnect();
-      rulesConsumer.disconnect();
-      await ssh.close();
-      await choreSet.closeListener();
-      await ownMetrics?.close();
-      await pool.end();
       log('worker.stopped', { holder });
     },
   };
