@@ -65,6 +65,9 @@ export const operationStatus = pgEnum('operation_status', [
   'awaiting_approval',
   'denied',
   'expired',
+  // Stopped at a safe point for an urgent operation on its herd (a spot evacuation, a DR failover),
+  // its cleanups run: planned again when the herd is free (lib/engine/preempt.ts).
+  'preempted',
 ]);
 export const stepStatus = pgEnum('step_status', ['running', 'succeeded', 'failed', 'skipped']);
 export const userSource = pgEnum('user_source', ['local', 'ldap']);
@@ -893,6 +896,11 @@ export const operationTargets = pgTable(
     held: boolean('held').notNull().default(false),
     // The site of the server it acts on (a herd action: the primary's), for the sites' caps.
     site: text('site').notNull().default(''),
+    // An urgent action's target (a spot evacuation, a DR failover): it goes before the herd's queued
+    // targets and asks the one holding the herd to stop at its next safe point (lib/engine/preempt.ts).
+    urgent: boolean('urgent').notNull().default(false),
+    // The urgent target that asked this one to stop: its steps stop at the next safe point and it ends preempted.
+    preemptedBy: bigint('preempted_by', { mode: 'number' }).references((): AnyPgColumn => operationTargets.id, { onDelete: 'set null' }),
     ...timestamps,
   },
   (t) => [
@@ -916,6 +924,10 @@ export const operationTargets = pgTable(
     index('operation_targets_open_operation_idx')
       .on(t.operationId, t.wave, t.id)
       .where(sql`status IN ('queued', 'running')`),
+    // "Is an urgent target of this herd waiting?", asked by every claim: an entry only while one queues.
+    index('operation_targets_urgent_herd_idx')
+      .on(t.herdId)
+      .where(sql`urgent AND status = 'queued'`),
   ],
 );
 

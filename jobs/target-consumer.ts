@@ -11,6 +11,9 @@ import { TARGET_QUEUE, workerConnection, type TargetJob } from '@/lib/engine/que
 /** 150-240 ms after the first wait, growing by half each time to about 1 s (with jitter, so waiters spread out). */
 export const waitDelayMs = (waits: number) => Math.min(1000, 150 * 1.5 ** Math.min(waits, 10)) * (1 + Math.random() * 0.6);
 
+/** How soon an urgent target whose herd's holder was asked to stop looks again (the holder stops within a step's end). */
+const PREEMPTING_POLL_MS = 200;
+
 export interface ConsumerDeps {
   db: Db;
   ssh: SshPool;
@@ -37,6 +40,11 @@ export function consumeTargets(d: ConsumerDeps) {
     async (job: Job<TargetJob>, token?: string) => {
       running.add(job.data.targetId);
       const outcome = await executeTarget(runner, job.data.targetId).finally(() => running.delete(job.data.targetId));
+      if (outcome === 'preempting') {
+        // An urgent target whose herd's holder was asked to stop: back as soon as it may have.
+        await job.moveToDelayed(Date.now() + PREEMPTING_POLL_MS, token);
+        throw new DelayedError();
+      }
       if (outcome === 'wait') {
         // The herd is busy, or its site or environment is at its cap: come back later without holding
         // a worker slot, a little later each time (a cap of 2 over 500 targets must not poll 500 times

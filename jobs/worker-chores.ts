@@ -1,5 +1,5 @@
 // The worker's chores, as one table: what each does, how often, and which run on one worker at a time
-// (jobs/chores.ts runs them). The listener is one of them: rule changes, notifications and discovery
+// (jobs/chores.ts runs them). The listener is one of them: rule changes, notifications, preemptions and discovery
 // asked for arrive as Postgres notifications and ask the chore concerned.
 import { expireApprovals } from '@/lib/features/operations/approvals';
 import { sealAudit } from '@/lib/features/audit/chain';
@@ -27,6 +27,7 @@ import { enqueueRun, type RuleJob } from '@/lib/features/rules/rule-queue';
 import { judgeRecoverability } from '@/lib/features/backups/lapse';
 import { expireRestoredHerds } from '@/lib/features/backups/expire';
 import { RULES_CHANNEL } from '@/lib/features/rules/rules';
+import { PREEMPT_CHANNEL, preemptHere } from '@/lib/engine/preempt';
 import { reconcileRuns, type startRuleClock } from '@/lib/features/rules/scheduler';
 import { deliverDue, NOTIFICATIONS_CHANNEL, processEvents } from '@/lib/features/rules/webhooks';
 import type { Chore, ChoreRunner } from './chores';
@@ -88,6 +89,7 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
       if (listener === c) listener = null;
     });
     c.on('notification', (n) => {
+      if (n.channel === PREEMPT_CHANNEL) return void preemptHere(n.payload ?? '');
       if (n.channel === NOTIFICATIONS_CHANNEL) return void x.runner().ask('notifications', 'notify');
       const runId = n.channel === RULES_CHANNEL ? /^run:(\d+)$/.exec(n.payload ?? '')?.[1] : undefined;
       // Run now: its job (the same id as the one the console adds, so it runs once).
@@ -100,6 +102,7 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
       await c.connect();
       await c.query(`LISTEN ${RULES_CHANNEL}`);
       await c.query(`LISTEN ${NOTIFICATIONS_CHANNEL}`);
+      await c.query(`LISTEN ${PREEMPT_CHANNEL}`);
       if (discovery) await c.query(`LISTEN ${DISCOVERY_CHANNEL}`);
     } catch (err) {
       if (listener === c) listener = null;

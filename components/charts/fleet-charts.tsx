@@ -18,6 +18,7 @@ const OUTCOME_COLOURS: Record<string, string> = {
   failed: '#e53e3e',
   cancelled: '#a0aec0',
   interrupted: '#ed8936',
+  preempted: '#9f7aea',
 };
 
 const hhmm = (t: number) => new Date(t).toISOString().slice(11, 16);

@@ -65,7 +65,9 @@ export function OperationLive({
     return () => clearTimeout(t);
   }, [op]);
 
-  const retryable = op.targets.some((t) => ['failed', 'interrupted', 'cancelled'].includes(t.status) && !t.error?.startsWith('refused:'));
+  const retryable = op.targets.some(
+    (t) => ['failed', 'interrupted', 'cancelled', 'preempted'].includes(t.status) && !t.error?.startsWith('refused:'),
+  );
   return (
     <div className="operation">
       <div className="operation-controls">

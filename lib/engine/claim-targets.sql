@@ -1,5 +1,5 @@
 WITH t AS (
-  SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, t.confirmed_steps, o.id AS operation_id, o.action, o.action_params,
+  SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, t.confirmed_steps, t.urgent, o.id AS operation_id, o.action, o.action_params,
          o.cancel_requested, o.paused_at IS NOT NULL AS paused, o.requested_by, o.requested_by_name, o.requested_by_system,
          h.environment_id, e.max_running AS environment_cap, s.max_running AS site_cap
   FROM operation_targets t JOIN operations o ON o.id = t.operation_id
@@ -14,7 +14,12 @@ lease AS (
     AND (t.environment_cap IS NULL OR (SELECT count(*) FROM operation_targets r JOIN herds rh ON rh.id = r.herd_id
                                        WHERE r.status = 'running' AND rh.environment_id = t.environment_id) < t.environment_cap)
     AND (t.site_cap IS NULL OR (SELECT count(*) FROM operation_targets r WHERE r.status = 'running' AND r.site = t.site) < t.site_cap)
-    AND NOT EXISTS (SELECT 1 FROM operation_targets e WHERE e.herd_id = t.herd_id AND e.id < t.id AND e.status IN ('queued', 'running') AND NOT e.held)
+    -- The herd's earlier open targets go first; an urgent target goes before those only queued (not
+    -- before another urgent one), and a queued urgent target goes before any later one that is not.
+    AND NOT EXISTS (SELECT 1 FROM operation_targets e WHERE e.herd_id = t.herd_id AND e.id < t.id AND e.status IN ('queued', 'running') AND NOT e.held
+                    AND (NOT t.urgent OR e.urgent OR e.status = 'running'))
+    AND (t.urgent OR NOT EXISTS (SELECT 1 FROM operation_targets e WHERE e.herd_id = t.herd_id AND e.id > t.id AND e.status = 'queued' AND NOT e.held
+                                 AND e.urgent))
   ORDER BY t.herd_id
   ON CONFLICT (herd_id) DO UPDATE SET target_id = excluded.target_id, holder = excluded.holder, expires_at = excluded.expires_at,
     generation = nextval('herd_leases_generation_seq')

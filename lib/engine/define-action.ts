@@ -53,6 +53,11 @@ export interface ActionStep<S = unknown> {
   givesBack?: boolean;
   /** An `always` step that undoes the target's own change: after a lost lease it runs only while no one else may hold the herd yet. */
   whileHeld?: boolean;
+  /**
+   * Safe to abandon while it runs when an urgent operation preempts the target: what it leaves half done
+   * is undone by an `always` registered before it (a restore into a folder the flow claimed).
+   */
+  preemptible?: boolean;
 }
 
 /** Says what `always` will do after the step, in the step's line. */
@@ -172,6 +177,12 @@ interface ActionMeta {
    * it may be scheduled.
    */
   schedulable?: boolean;
+  /**
+   * It cannot wait (a spot evacuation on its two minutes' notice, a DR failover): its targets go before
+   * the herd's queued ones and ask the one holding the herd to stop at its next safe point, which then
+   * ends preempted (lib/engine/preempt.ts).
+   */
+  urgent?: boolean;
   /**
    * It establishes a server's host key itself, with a read-only command (Check SSH, Replace the pinned
    * key): the only actions offered on a server without one. Every other action, over SSH or over SQL,
@@ -337,6 +348,7 @@ function bind<S>(s: ActionStep<S>, deps: ActionDeps, state: S): Step {
     settles: s.settles,
     givesBack: s.givesBack,
     whileHeld: s.whileHeld,
+    preemptible: s.preemptible,
   });
 }
 

@@ -35,7 +35,8 @@ import {
 import { errorText } from '@/lib/engine/errors';
 import { owedBy } from './owed';
 import { lastSeen } from '@/lib/fleet/last-seen';
-import { runPipeline } from '@/lib/engine/pipeline';
+import { PreemptedError, runPipeline } from '@/lib/engine/pipeline';
+import { askPreemption, preemptedError, preemptibleHere } from '@/lib/engine/preempt';
 import { cleanupsText, targetEnd } from '@/lib/engine/target-end';
 import { ParamsError, parseParams } from '@/lib/engine/plan';
 import { Refusal, refuse, type RefusalCode } from '@/lib/fleet/refusal';
@@ -43,7 +44,8 @@ import { withLogContext, type LogContext } from '@/lib/adapters/log/log';
 import { metrics, stepLabel } from '@/lib/adapters/metrics/registry';
 import { answeringDenial, demand, loadAccess, noAccess } from '@/lib/engine/access';
 
-export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
+/** `preempting`: an urgent target waits for the herd's holder, asked to stop (its job comes back soon, not later each time). */
+export type ExecuteOutcome = 'done' | 'wait' | 'preempting' | 'skipped';
 
 // Ends targets of one operation (one, or a worker's several that ended together): their last steps'
 // ends (the step arrays, $6 onwards), their ends, their leases back. Only a running target is ended
@@ -63,7 +65,7 @@ export const FINISH = {
 interface Ending {
   operationId: number;
   targetId: number;
-  status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+  status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted' | 'preempted';
   error: string | null;
   outcome: string | null;
   refusal: RefusalCode | null;
@@ -162,7 +164,7 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
   // Ends the target (and frees its lease, if it has one) in one statement: if pgherd's database is
   // away for a moment, once it is back (the target's steps and how it ended are only in memory).
   const end = async (
-    status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted',
+    status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted' | 'preempted',
     error: string | null,
     refusal: RefusalCode | null = null,
   ) => {
@@ -189,6 +191,11 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
   }
   if (target.attempts === null || target.generation === null) {
     m.leaseWaits.inc({ action: target.action });
+    // An urgent target asks whoever holds the herd to stop, and comes back soon.
+    if (target.urgent && (await askPreemption(db, target.herd_id, targetId))) {
+      log('target.preempting', { operationId: target.operation_id, targetId, herdId: target.herd_id });
+      return 'preempting';
+    }
     return 'wait';
   }
   const { herd_id: herdId, attempts, generation } = target;
@@ -200,6 +207,14 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
   // worker): it is given up before it expires, so the step is stopped, and its command killed on the
   // host, before any other worker may take the herd (a claim, and reconcile, wait for the expiry).
   const lost = new AbortController();
+  // Asked to stop for an urgent target (lib/engine/preempt.ts): by a NOTIFY, a heartbeat or a step's gate.
+  const preempt = new AbortController();
+  const stopFor = (by: number) => {
+    if (preempt.signal.aborted) return;
+    log('target.preempted', { operationId, targetId, herdId, by });
+    preempt.abort(new PreemptedError(by));
+  };
+  const unregister = preemptibleHere(targetId, stopFor);
   // Until when no other worker may hold the herd yet, with half a second to spare: the lease's last
   // confirmation plus its TTL.
   const heldUntil = () => lease.confirmedAt + leaseTtlMs() - 500;
@@ -220,8 +235,10 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
       const sent = Date.now();
       heartbeat(db, herdId, targetId, generation)
         .then((held) => {
-          if (held) lease.confirmedAt = Math.max(lease.confirmedAt, sent);
-          else {
+          if (held) {
+            lease.confirmedAt = Math.max(lease.confirmedAt, sent);
+            if (held.preemptedBy !== null) stopFor(held.preemptedBy);
+          } else {
             log('lease.lost', { targetId, herdId, generation });
             lost.abort(new LeaseLostError('it expired or was taken over while a step ran'));
           }
@@ -297,6 +314,7 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
         gate: stepGate,
         firstSeq,
         stop: lost.signal,
+        preempt: preempt.signal,
         leaveCleanups: (e) => e instanceof LeaseLostError,
         // Given up unconfirmed, the lease is still this worker's until it expires: an undo of the target's
         // own change may run until shortly before then.
@@ -324,11 +342,18 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
       if (gave.length) log('target.given_back', { operationId, targetId, given, failed: notGiven.map((g) => g.name) });
       return await end('interrupted', `${res.error.message}${left}${back}${failed}`);
     }
+    if (res.error instanceof PreemptedError) {
+      // Said in full: which operation, and that this one can be planned again.
+      const why = await preemptedError(db, res.error.by);
+      res.error = why;
+      log('target.preempted.end', { operationId, targetId, by: why.by, cleanupsFailed: res.cleanupErrors.length });
+    }
     const ending = targetEnd(res);
     if (res.cleanupErrors.length)
       log('target.cleanup_failed', { operationId, targetId, cleanups: res.cleanupErrors.map((e) => e.message) });
     return await end(ending.status, ending.error, ending.refusal);
   } finally {
+    unregister();
     clearInterval(beat);
     clearInterval(watchdog);
     if (!run.finished) {

@@ -9,7 +9,7 @@ import { isDatabaseUnavailable, prepared, type Db } from '@/db/client';
 import { coalescer, type Coalescer } from '@/lib/engine/coalesce';
 import { herdLeases } from '@/db/schema';
 import { type RefRow } from '@/lib/fleet/instance-ref';
-import { CancelledError } from '@/lib/engine/pipeline';
+import { CancelledError, PreemptedError } from '@/lib/engine/pipeline';
 import { setting } from '@/lib/settings/settings';
 import type { ConfirmedStep } from '@/lib/engine/plan-identity';
 
@@ -31,6 +31,8 @@ export interface ClaimedTarget {
    */
   confirmed_steps: (ConfirmedStep | string)[] | null;
   cancel_requested: boolean;
+  /** An urgent action's target: it goes first and preempts the herd's holder (lib/engine/preempt.ts). */
+  urgent: boolean;
   /** Held back: its wave has not started, or its operation is paused (its job ends; a release enqueues it again). */
   held: boolean;
   paused: boolean;
@@ -67,7 +69,7 @@ export interface ClaimedTarget {
 // the operations started by id), so two claims over the same herds or operations wait for each
 // other, never on each other.
 export const CLAIM = {
-  name: 'pgherd_claim_targets_v10',
+  name: 'pgherd_claim_targets_v11',
   text: sqlFile('lib/engine/claim-targets.sql'),
 };
 
@@ -144,16 +146,25 @@ export async function claimMany(db: Db, items: { id: number; holder: string }[])
 const mayClaimUnderCaps = (t: ClaimedTarget) =>
   t.status === 'queued' && !t.held && !t.paused && !t.cancel_requested && (t.environment_cap !== null || t.site_cap !== null);
 
-/** Confirms and extends the grant; false when the lease is no longer this grant (or has expired). */
-export async function heartbeat(db: Db, herdId: number, targetId: number, generation: number): Promise<boolean> {
-  const rows = await prepared(db, RENEW.name, RENEW.text, [herdId, targetId, generation, leaseTtlMs()]);
-  return rows.length === 1;
+/**
+ * Confirms and extends the grant: false when the lease is no longer this grant (or has expired); else
+ * held, with the urgent target that asked this one to stop, if one did (lib/engine/preempt.ts).
+ */
+export async function heartbeat(
+  db: Db,
+  herdId: number,
+  targetId: number,
+  generation: number,
+): Promise<false | { preemptedBy: number | null }> {
+  const rows = await prepared<{ p: number | null }>(db, RENEW.name, RENEW.text, [herdId, targetId, generation, leaseTtlMs()]);
+  return rows.length === 1 ? { preemptedBy: rows[0]?.p ?? null } : false;
 }
 
 const RENEW = {
-  name: 'pgherd_renew_lease',
+  name: 'pgherd_renew_lease_v2',
   text: `UPDATE herd_leases SET expires_at = now() + $4 * interval '1 millisecond'
-         WHERE herd_id = $1 AND target_id = $2 AND generation = $3 AND expires_at > now() RETURNING 1`,
+         WHERE herd_id = $1 AND target_id = $2 AND generation = $3 AND expires_at > now()
+         RETURNING (SELECT preempted_by::float8 FROM operation_targets WHERE id = $2) AS p`,
 };
 
 /** The herd's lease is no longer this target's grant: its steps must stop. */
@@ -172,12 +183,13 @@ export class LeaseLostError extends Error {
 }
 
 // Between two steps, one round trip: renews the grant (only if it is still ours and unexpired) and
-// reads whether the operation is being cancelled.
+// reads whether the operation is being cancelled, or the target preempted.
 const GATE = {
-  name: 'pgherd_step_gate',
+  name: 'pgherd_step_gate_v2',
   text: `WITH l AS (UPDATE herd_leases SET expires_at = now() + $4 * interval '1 millisecond'
                     WHERE herd_id = $1 AND target_id = $2 AND generation = $3 AND expires_at > now() RETURNING 1)
-         SELECT (SELECT cancel_requested FROM operations WHERE id = $5) AS c, EXISTS (SELECT 1 FROM l) AS held`,
+         SELECT (SELECT cancel_requested FROM operations WHERE id = $5) AS c, EXISTS (SELECT 1 FROM l) AS held,
+                (SELECT preempted_by::float8 FROM operation_targets WHERE id = $2) AS p`,
 };
 
 /** The lease could not be confirmed (pgherd's database did not answer): not known to be lost, nor to be held. */
@@ -188,14 +200,14 @@ export class LeaseUnconfirmedError extends LeaseLostError {
   }
 }
 
-/** What stops the next step: a cancel, or a lease that is not this grant any more (or cannot be confirmed). */
+/** What stops the next step: a cancel, a preemption, or a lease that is not this grant any more (or cannot be confirmed). */
 export async function gate(
   db: Db,
   lease: { herdId: number; targetId: number; generation: number; operationId: number },
 ): Promise<Error | null> {
-  let row: { c: boolean; held: boolean } | undefined;
+  let row: { c: boolean; held: boolean; p: number | null } | undefined;
   try {
-    [row] = await prepared<{ c: boolean; held: boolean }>(db, GATE.name, GATE.text, [
+    [row] = await prepared<{ c: boolean; held: boolean; p: number | null }>(db, GATE.name, GATE.text, [
       lease.herdId,
       lease.targetId,
       lease.generation,
@@ -206,7 +218,8 @@ export async function gate(
     return new LeaseUnconfirmedError(err);
   }
   if (!row?.held) return new LeaseLostError('it expired or was taken over');
-  return row.c ? new CancelledError() : null;
+  if (row.c) return new CancelledError();
+  return row.p === null ? null : new PreemptedError(row.p);
 }
 
 export async function releaseLease(db: Db, herdId: number, targetId: number): Promise<void> {

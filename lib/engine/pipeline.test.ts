@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { runPipeline, step, type StepRecord, type StepRecorder } from '@/lib/engine/pipeline';
+import { PreemptedError, runPipeline, step, type StepRecord, type StepRecorder } from '@/lib/engine/pipeline';
+import { targetEnd } from '@/lib/engine/target-end';
 
 function memory(): StepRecorder & { log: string[]; records: StepRecord[] } {
   const log: string[] = [];
@@ -294,6 +295,80 @@ describe('runPipeline', () => {
     const tooSlow = await run(1200, 5000);
     expect(tooSlow.order).toEqual(['stop old']);
     expect(tooSlow.res.givenBack?.[0]?.error).toBeInstanceOf(Error);
+  });
+
+  it('preempted: a preemptible step is abandoned at once, every cleanup runs (none preempted), the target ends preempted', async () => {
+    const r = memory();
+    const preempt = new AbortController();
+    const order: string[] = [];
+    let aborted = false;
+    const res = await runPipeline(
+      [
+        step('claim folder', async () => void order.push('claim'), {
+          defer: step('remove folder', async () => void order.push('remove folder'), { preemptible: true }),
+        }),
+        step(
+          'restore',
+          (ctx) =>
+            new Promise<void>((resolve) => {
+              ctx.signal.addEventListener('abort', () => (aborted = true));
+              setTimeout(() => preempt.abort(new PreemptedError(7)), 20);
+              setTimeout(resolve, 2000);
+            }),
+          { timeoutMs: 5000, preemptible: true },
+        ),
+        step('start', async () => void order.push('start')),
+      ],
+      r,
+      { preempt: preempt.signal },
+    );
+    expect(aborted).toBe(true);
+    expect(res.error).toBeInstanceOf(PreemptedError);
+    expect(order).toEqual(['claim', 'remove folder']);
+    expect(r.records.map((x) => [x.name, x.status])).toEqual([
+      ['claim folder', 'succeeded'],
+      ['restore', 'failed'],
+      ['remove folder', 'succeeded'],
+    ]);
+    expect(targetEnd(res)).toMatchObject({ status: 'preempted' });
+  });
+
+  it('preempted during a step that is not preemptible: it is let finish, and nothing after it starts', async () => {
+    const r = memory();
+    const preempt = new AbortController();
+    const order: string[] = [];
+    const res = await runPipeline(
+      [
+        step('switch over', async () => {
+          preempt.abort(new PreemptedError(7));
+          await new Promise((res) => setTimeout(res, 30));
+          order.push('switched');
+        }),
+        step('next', async () => void order.push('next')),
+      ],
+      r,
+      { preempt: preempt.signal },
+    );
+    expect(order).toEqual(['switched']);
+    expect(r.records.map((x) => [x.name, x.status])).toEqual([['switch over', 'succeeded']]);
+    expect(targetEnd(res)).toMatchObject({ status: 'preempted' });
+  });
+
+  it('preempted, with a cleanup that fails: the target fails and names the cleanup (a person must finish it)', async () => {
+    const preempt = new AbortController();
+    const res = await runPipeline(
+      [
+        step('one', async () => void preempt.abort(new PreemptedError(7)), {
+          defer: step('undo one', async () => {
+            throw new Error('the folder is busy');
+          }),
+        }),
+        step('two', async () => {}),
+      ],
+      memory(),
+      { preempt: preempt.signal },
+    );
+    expect(targetEnd(res)).toMatchObject({ status: 'failed', error: expect.stringContaining('undo one: the folder is busy') });
   });
 
   it('checks for cancellation between steps, then cleans up', async () => {

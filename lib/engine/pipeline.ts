@@ -47,12 +47,19 @@ export interface Step {
    * yet, and is stopped when that time runs out.
    */
   whileHeld?: boolean;
+  /**
+   * A safe point all along: the step may be abandoned while it runs (its command killed) when an urgent
+   * operation preempts the flow, because what it leaves is undone by a cleanup registered before it (a
+   * restore into a folder the flow claimed, a wait for a new replica to stream). Any other step is let
+   * finish, and the flow stops before the next.
+   */
+  preemptible?: boolean;
 }
 
 export function step(
   name: string,
   run: Step['run'],
-  opts: { timeoutMs?: number; defer?: Step; settles?: boolean; givesBack?: boolean; whileHeld?: boolean } = {},
+  opts: { timeoutMs?: number; defer?: Step; settles?: boolean; givesBack?: boolean; whileHeld?: boolean; preemptible?: boolean } = {},
 ): Step {
   return {
     name,
@@ -62,6 +69,7 @@ export function step(
     settles: opts.settles,
     givesBack: opts.givesBack,
     whileHeld: opts.whileHeld,
+    preemptible: opts.preemptible,
   };
 }
 
@@ -79,6 +87,20 @@ export class CancelledError extends Error {
   constructor() {
     super('cancelled');
     this.name = 'CancelledError';
+  }
+}
+
+/**
+ * The flow was stopped at a safe point for an urgent operation on its herd (lib/engine/preempt.ts):
+ * its cleanups run as after a cancel, and the target ends preempted. `by`: the urgent target's id.
+ */
+export class PreemptedError extends Error {
+  constructor(
+    readonly by: number,
+    message = `preempted by the urgent target ${by}`,
+  ) {
+    super(message);
+    this.name = 'PreemptedError';
   }
 }
 
@@ -145,8 +167,10 @@ export function bestEffort(recorder: StepRecorder, ms = 250): StepRecorder {
   };
 }
 
-async function runStep(s: Step, seq: number, recorder: StepRecorder, stop?: AbortSignal): Promise<void> {
+async function runStep(s: Step, seq: number, recorder: StepRecorder, stop?: AbortSignal, preempt?: AbortSignal): Promise<void> {
   if (stop?.aborted) throw reasonOf(stop);
+  // A preemptible step also ends, abandoned, when the flow is preempted (a cleanup undoes what it left).
+  const abandon = s.preemptible && preempt ? (stop ? AbortSignal.any([stop, preempt]) : preempt) : stop;
   await untilStopped(recorder.start(seq, s.name), stop);
   const ctl = new AbortController();
   const notes: Partial<StepRecord> = {};
@@ -161,14 +185,15 @@ async function runStep(s: Step, seq: number, recorder: StepRecorder, stop?: Abor
           reject(new StepTimeoutError(s.name, s.timeoutMs));
           ctl.abort();
         }, s.timeoutMs);
-        // Stopped from outside (the herd's lease lost): the step is abandoned at once, its signal aborted.
-        if (!stop) return;
+        // Stopped from outside (the herd's lease lost, or a preemptible step preempted): the step is
+        // abandoned at once, its signal aborted.
+        if (!abandon) return;
         onStop = () => {
-          reject(reasonOf(stop));
+          reject(reasonOf(abandon));
           ctl.abort();
         };
-        if (stop.aborted) onStop();
-        else stop.addEventListener('abort', onStop, { once: true });
+        if (abandon.aborted) onStop();
+        else abandon.addEventListener('abort', onStop, { once: true });
       }),
     ]);
     await untilStopped(recorder.finish(seq, { ...notes, name: s.name, status: 'succeeded' }), stop);
@@ -181,7 +206,7 @@ async function runStep(s: Step, seq: number, recorder: StepRecorder, stop?: Abor
     throw err;
   } finally {
     clearTimeout(timer);
-    if (onStop) stop?.removeEventListener('abort', onStop);
+    if (onStop) abandon?.removeEventListener('abort', onStop);
   }
 }
 
@@ -201,6 +226,11 @@ export async function runPipeline(
     firstSeq?: number;
     /** Aborted (its reason the error to end with): the running step is abandoned, no other starts. */
     stop?: AbortSignal;
+    /**
+     * Aborted (its reason the error to end with, a PreemptedError): no other step starts, a running
+     * preemptible step is abandoned (any other is let finish), and the cleanups run as after a cancel.
+     */
+    preempt?: AbortSignal;
     /** An end with such an error runs no cleanup: what they would touch may be another's now (a lost lease). */
     leaveCleanups?: (err: Error) => boolean;
     /** After such an error: how long no one else may hold what the flow holds yet (0: it may be another's already). */
@@ -210,8 +240,9 @@ export async function runPipeline(
   } = {},
 ): Promise<PipelineResult> {
   let seq = opts.firstSeq ?? 1;
-  const exec = (s: Step, n: number) =>
-    opts.around ? opts.around(n, s.name, () => runStep(s, n, recorder, opts.stop)) : runStep(s, n, recorder, opts.stop);
+  // A cleanup is never preempted: it is what makes stopping safe.
+  const exec = (s: Step, n: number, preempt?: AbortSignal) =>
+    opts.around ? opts.around(n, s.name, () => runStep(s, n, recorder, opts.stop, preempt)) : runStep(s, n, recorder, opts.stop, preempt);
   const deferred: Step[] = [];
   let error: Error | undefined;
   const cleanupErrors: CleanupError[] = [];
@@ -233,6 +264,10 @@ export async function runPipeline(
       error = new CancelledError();
       break;
     }
+    if (opts.preempt?.aborted) {
+      error = reasonOf(opts.preempt);
+      break;
+    }
     if (opts.gate) {
       const stop = await untilStopped(opts.gate(i), opts.stop).catch((err: unknown) =>
         err instanceof Error ? err : new Error(String(err)),
@@ -251,7 +286,7 @@ export async function runPipeline(
     }
     if (s.defer) deferred.push(s.defer);
     try {
-      await exec(s, seq++);
+      await exec(s, seq++, opts.preempt);
     } catch (err) {
       error = err as Error;
       break;

@@ -405,6 +405,7 @@ export async function writeOperations(
         column((r) => (r.t.refused ? `refused: ${r.t.refused}` : null)),
         column((r) => (r.t.refused ? (r.t.refusalCode ?? 'unclassified') : null)),
         column((r) => (r.x.action.runsAsConfirmed && !r.t.refused ? JSON.stringify(confirmedSteps(r.t)) : null)),
+        column((r) => r.x.action.urgent === true),
       ]),
     );
     const waveRows = written.flatMap((x) =>

@@ -1,12 +1,12 @@
 // How a pipeline's result ends a target: its status and the error the operation page and the failure
 // webhook carry. A cleanup that failed is never hidden: it is named beside the step's own error, and
-// it fails the target even when every step succeeded or the operation was cancelled, because what it
+// it fails the target even when every step succeeded or the operation was cancelled (or preempted), because what it
 // should have put back (a PgBouncer left paused, a DNS name left moved) is left for a person to do.
-import { CancelledError, type CleanupError, type PipelineResult } from '@/lib/engine/pipeline';
+import { CancelledError, PreemptedError, type CleanupError, type PipelineResult } from '@/lib/engine/pipeline';
 import { Refusal, type RefusalCode } from '@/lib/fleet/refusal';
 
 export interface TargetEnd {
-  status: 'succeeded' | 'failed' | 'cancelled';
+  status: 'succeeded' | 'failed' | 'cancelled' | 'preempted';
   error: string | null;
   refusal: RefusalCode | null;
 }
@@ -31,6 +31,7 @@ export function targetEnd(res: Pick<PipelineResult, 'ok' | 'error' | 'cleanupErr
   const refusal = own instanceof Refusal ? own.code : null;
   if (!failed.length) {
     if (own instanceof CancelledError) return { status: 'cancelled', error: own.message, refusal: null };
+    if (own instanceof PreemptedError) return { status: 'preempted', error: own.message, refusal: null };
     return { status: 'failed', error: own?.message ?? 'failed', refusal };
   }
   const error = own ? `${own.message}; and ${cleanupsText(failed)}` : `no step failed, but ${cleanupsText(failed)}`;

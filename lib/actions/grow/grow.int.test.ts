@@ -14,12 +14,22 @@ import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { dnsRecords, herds, instances, launchedInstances, retiredMembers, rules, servers, spotInterruptions } from '@/db/schema';
+import {
+  dnsRecords,
+  herds,
+  instances,
+  launchedInstances,
+  operationTargets,
+  retiredMembers,
+  rules,
+  servers,
+  spotInterruptions,
+} from '@/db/schema';
 import { startLab, stopLab, PROJECT_ROOT, writeNameOf, type LabInfo } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { run as runAsLab, labIdentity } from '@/lib/lab/proc';
-import { runOperation, startTestWorker, waitForOperation, type TestWorker } from '@/lib/testing/operations';
+import { runOperation, startTestWorker, submitPlanned, waitForOperation, type TestWorker } from '@/lib/testing/operations';
 import { startWriter } from '@/lib/testing/writer';
 import { createAgentToken } from '@/lib/features/agents/ingest';
 import { receiveSpotNotice } from '@/lib/features/spot/notice';
@@ -737,18 +747,47 @@ describe('Spot', () => {
     ]);
   });
 
-  it('a notice for a spot replica: its read name leaves it within 10 s, a successor streams, the old one is retired and terminated', async () => {
+  it('a notice for a spot replica while a seed holds the herd: the seed is preempted and cleaned, the read name leaves it within 10 s, a successor streams, the old one is retired and terminated', async () => {
     const [m] = await db.select().from(instances).where(eq(instances.id, spotId));
     const [s] = await db.select().from(servers).where(eq(servers.id, m!.serverId));
     expect(await answers(readName)).toContain(s!.address);
+    // A new replica seeding from the repository onto a new instance holds the herd when the notice comes.
+    const seedParams = { instanceType: 'm6i.large', ...where('r-pre', 26013), seed: 'repository' };
+    const seedPlan = await planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], seedParams);
+    const seedId = await submitPlanned(db, worker.queue, addReplicaAction, { herdIds: [herdId] }, seedParams, seedPlan);
+    await waitFor(
+      'the seed to be laying down its data',
+      async () =>
+        (
+          await db.execute(sql`SELECT 1 FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id
+                               WHERE t.operation_id = ${seedId} AND s.name LIKE 'seed it%' AND s.status = 'running'`)
+        ).rows.length > 0,
+      120_000,
+    );
     const t0 = Date.now();
     const a = await send(s!.cloudInstanceId!);
     expect(a.status, JSON.stringify(a.body)).toBe(200);
     expect(a.body.operations).toHaveLength(1);
     await waitFor('the read name to leave the spot replica', async () => !(await answers(readName)).includes(s!.address), 10_000);
     const drained = Date.now() - t0;
-    console.log(`spot replica: read name off it ${drained} ms after the notice`);
+    console.log(`spot replica: read name off it ${drained} ms after the notice, a seed preempted on the way`);
     expect(drained).toBeLessThan(10_000);
+    const seed = await ended(seedId);
+    expect(seed.status).toBe('preempted');
+    const [seedTarget] = await db.select().from(operationTargets).where(eq(operationTargets.operationId, seedId));
+    expect(seedTarget!.error).toContain(`preempted by operation #${a.body.operations![0]!}`);
+    // Its folder taken away, its instance terminated, no member registered.
+    const left = await runAsLab(labIdentity(), [
+      'sh',
+      '-c',
+      'test -e "$1" && echo left || echo gone',
+      'x',
+      path.join(image().dataRoot, 'r-pre'),
+    ]);
+    expect(left.stdout.trim()).toBe('gone');
+    const [launched] = await db.select().from(launchedInstances).where(eq(launchedInstances.targetId, seedTarget!.id));
+    expect(launched!.terminatedAt).not.toBeNull();
+    expect(await ec2State(launched!.instanceId!)).toBe('terminated');
     // The same notice again starts nothing more.
     const again = await send(s!.cloudInstanceId!);
     expect(again.body).toMatchObject({ duplicate: true, operations: a.body.operations });

@@ -350,6 +350,8 @@ export const evacuateAction = defineAction({
   permission: 'admin',
   dangerous: true,
   schedulable: false,
+  // Two minutes' notice: it preempts whatever holds the herd (a seed, an upgrade) at its next safe point.
+  urgent: true,
   params: { schema: replaceParams, fields },
   state: newState,
   prepare,

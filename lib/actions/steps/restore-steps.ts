@@ -544,6 +544,8 @@ function pgbackrestRestoreStep<S extends { restore: RestoreState }>(z: Restore):
     does: { kind: 'restore.pgbackrest', stanza, dataDirectory: pl.dataDirectory, target: target.options },
     says: `pgbackrest restore of stanza ${stanza} into ${pl.dataDirectory}, recovering to ${target.words}`,
     timeoutMs: 6 * 3600_000,
+    // An urgent operation on the herd (a spot evacuation, a DR failover) stops it at once: the claim's cleanup takes it away.
+    preemptible: true,
     run: async (x) => {
       try {
         if (target.at) await reachesBack(x.deps, x, srv, conf, stanza, target.at, p.policy.retentionFull);
@@ -605,6 +607,7 @@ function firstWriteStep<S extends { restore: RestoreState }>(z: Restore): Action
     does: { kind: 'restore.start', server: pl.server.id, dataDirectory: pl.dataDirectory, port: pl.port },
     says: `start it (pg_ctl), let it recover and promote, and write to it: the first accepted write ends the restore's time (RTO)`,
     timeoutMs: 6 * 3600_000,
+    preemptible: true,
     run: async (x) => {
       x.state.restore.started = true;
       // What its log said last (its FATAL or PANIC lines): the cleanup removes the log with the folder.

@@ -106,6 +106,8 @@ function seedDataStep<S extends SeedState>(z: ReplicaSeed<S>): ActionStep<S> {
         : { kind: 'replica.seed-basebackup', from: memberArg(seed.from), dataDirectory: pl.dataDirectory },
     says: `${seedWords} into ${pl.dataDirectory}`,
     timeoutMs: 24 * 3600_000,
+    // An urgent operation on the herd (a spot evacuation) stops it at once: the claim's cleanup takes away what it laid down.
+    preemptible: true,
     run: async (x) => {
       x.state.seedMs = Date.now();
       await execNotedOk(x.deps, srv, x, ['mkdir', '-m', '0700', '--', pl.dataDirectory], 20_000);
@@ -211,6 +213,8 @@ function startCaughtUpStep<S extends SeedState>(z: ReplicaSeed<S>): ActionStep<S
     does: { kind: 'replica.start', server: pl.server.id, dataDirectory: pl.dataDirectory, port: pl.port, upstream: memberArg(primary) },
     says: `start it (pg_ctl from ${bins}); wait until it streams from ${primary.label} and has replayed what the primary had written by then (within ${opts.catchUpBytes} bytes)`,
     timeoutMs: 24 * 3600_000,
+    // Stopped for an urgent operation, the claim's cleanup stops it again and takes it away.
+    preemptible: true,
     run: async (x) => {
       x.state.restore.started = true;
       const started = Date.now();

@@ -14,6 +14,8 @@ export const drFailoverAction = defineHerdAction({
   dangerous: true,
   // Whether the primary is lost is judged by a person at the moment, never by a clock.
   schedulable: false,
+  // A lost primary cannot wait behind a seed or a resize: it preempts whatever holds the herd.
+  urgent: true,
   params: {
     schema: drFailoverParams,
     attestations: ['fencedByOperator'],

@@ -147,7 +147,7 @@ export async function retryInput(
     .where(
       and(
         eq(operationTargets.operationId, id),
-        inArray(operationTargets.status, ['failed', 'interrupted', 'cancelled']),
+        inArray(operationTargets.status, ['failed', 'interrupted', 'cancelled', 'preempted']),
         isNull(operationTargets.refusal),
       ),
     );

@@ -182,10 +182,11 @@ export async function retryFailedTargets(deps: FireDeps, operationId: number, no
     .innerJoin(rules, eq(rules.id, ruleRuns.ruleId))
     .innerJoin(operations, eq(operations.id, ruleRuns.operationId))
     .where(eq(ruleRuns.operationId, operationId));
-  if (!row?.rule.retry || (row.status !== 'failed' && row.status !== 'partial')) return null;
+  // A run preempted by an urgent operation (an evacuation) is tried again like a failed one.
+  if (!row?.rule.retry || !['failed', 'partial', 'preempted'].includes(row.status)) return null;
   const failed = await deps.db.execute<{ id: number; label: string }>(sql`
     SELECT COALESCE(instance_id, herd_id) AS id, label FROM operation_targets
-    WHERE operation_id = ${operationId} AND status IN ('failed', 'interrupted') AND refusal IS NULL AND COALESCE(instance_id, herd_id) IS NOT NULL
+    WHERE operation_id = ${operationId} AND status IN ('failed', 'interrupted', 'preempted') AND refusal IS NULL AND COALESCE(instance_id, herd_id) IS NOT NULL
     ORDER BY id`);
   const note = await scheduleRetry(deps, row.rule, row.run, failed.rows, now, 'failed');
   if (note)

@@ -266,7 +266,8 @@ type EventRow = {
 
 /** What an event is called, for a webhook's list: a run's end in words, or an operation's failure. */
 function eventsOf(e: EventRow): { ruleEvent: WebhookEvent | null; operationFailed: boolean } {
-  const failed = e.op_status === 'failed' || e.op_status === 'partial';
+  // Preempted (stopped for an evacuation, a DR failover): not done, and someone should know.
+  const failed = e.op_status === 'failed' || e.op_status === 'partial' || e.op_status === 'preempted';
   const runStatus = e.run_status;
   let ruleEvent: WebhookEvent | null = null;
   if (e.run_id !== null) {
