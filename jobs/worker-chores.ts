@@ -28,6 +28,7 @@ import { judgeRecoverability } from '@/lib/features/backups/lapse';
 import { expireRestoredHerds } from '@/lib/features/backups/expire';
 import { RULES_CHANNEL } from '@/lib/features/rules/rules';
 import { PREEMPT_CHANNEL, preemptHere } from '@/lib/engine/preempt';
+import { errorText } from '@/lib/engine/errors';
 import { reconcileRuns, type startRuleClock } from '@/lib/features/rules/scheduler';
 import { deliverDue, NOTIFICATIONS_CHANNEL, processEvents } from '@/lib/features/rules/webhooks';
 import type { Chore, ChoreRunner } from './chores';
@@ -89,7 +90,8 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
       if (listener === c) listener = null;
     });
     c.on('notification', (n) => {
-      if (n.channel === PREEMPT_CHANNEL) return void preemptHere(n.payload ?? '');
+      if (n.channel === PREEMPT_CHANNEL)
+        return void preemptHere(db, n.payload ?? '').catch((err: unknown) => quietly('preempt.error', { error: errorText(err) }));
       if (n.channel === NOTIFICATIONS_CHANNEL) return void x.runner().ask('notifications', 'notify');
       const runId = n.channel === RULES_CHANNEL ? /^run:(\d+)$/.exec(n.payload ?? '')?.[1] : undefined;
       // Run now: its job (the same id as the one the console adds, so it runs once).

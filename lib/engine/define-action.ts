@@ -184,6 +184,11 @@ interface ActionMeta {
    */
   urgent?: boolean;
   /**
+   * Started by pgherd itself only, saying on what (an evacuation: "on EC2's spot interruption notice"):
+   * refused at planning to anyone else, API tokens and admins included (being urgent, it preempts others' work).
+   */
+  systemOnly?: string;
+  /**
    * It establishes a server's host key itself, with a read-only command (Check SSH, Replace the pinned
    * key): the only actions offered on a server without one. Every other action, over SSH or over SQL,
    * is refused at planning and again at execution while any server it touches has no pinned key.

@@ -214,7 +214,8 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
     log('target.preempted', { operationId, targetId, herdId, by });
     preempt.abort(new PreemptedError(by));
   };
-  const unregister = preemptibleHere(targetId, stopFor);
+  // An urgent target is never preempted (whatever a NOTIFY or a row says).
+  const unregister = target.urgent ? () => {} : preemptibleHere(targetId, stopFor);
   // Until when no other worker may hold the herd yet, with half a second to spare: the lease's last
   // confirmation plus its TTL.
   const heldUntil = () => lease.confirmedAt + leaseTtlMs() - 500;
@@ -237,7 +238,7 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
         .then((held) => {
           if (held) {
             lease.confirmedAt = Math.max(lease.confirmedAt, sent);
-            if (held.preemptedBy !== null) stopFor(held.preemptedBy);
+            if (held.preemptedBy !== null && !target.urgent) stopFor(held.preemptedBy);
           } else {
             log('lease.lost', { targetId, herdId, generation });
             lost.abort(new LeaseLostError('it expired or was taken over while a step ran'));

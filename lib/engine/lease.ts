@@ -160,11 +160,19 @@ export async function heartbeat(
   return rows.length === 1 ? { preemptedBy: rows[0]?.p ?? null } : false;
 }
 
+/**
+ * The urgent target that asked target $2 to stop, while it still waits or runs: one cancelled (or ended)
+ * meanwhile asks nothing any more, and the holder goes on.
+ */
+const PREEMPTED_BY = `SELECT u.id::float8 FROM operation_targets x JOIN operation_targets u ON u.id = x.preempted_by
+                      JOIN operations uo ON uo.id = u.operation_id
+                      WHERE x.id = $2 AND NOT x.urgent AND u.urgent AND u.status IN ('queued', 'running') AND NOT uo.cancel_requested`;
+
 const RENEW = {
-  name: 'pgherd_renew_lease_v2',
+  name: 'pgherd_renew_lease_v3',
   text: `UPDATE herd_leases SET expires_at = now() + $4 * interval '1 millisecond'
          WHERE herd_id = $1 AND target_id = $2 AND generation = $3 AND expires_at > now()
-         RETURNING (SELECT preempted_by::float8 FROM operation_targets WHERE id = $2) AS p`,
+         RETURNING (${PREEMPTED_BY}) AS p`,
 };
 
 /** The herd's lease is no longer this target's grant: its steps must stop. */
@@ -185,11 +193,11 @@ export class LeaseLostError extends Error {
 // Between two steps, one round trip: renews the grant (only if it is still ours and unexpired) and
 // reads whether the operation is being cancelled, or the target preempted.
 const GATE = {
-  name: 'pgherd_step_gate_v2',
+  name: 'pgherd_step_gate_v3',
   text: `WITH l AS (UPDATE herd_leases SET expires_at = now() + $4 * interval '1 millisecond'
                     WHERE herd_id = $1 AND target_id = $2 AND generation = $3 AND expires_at > now() RETURNING 1)
          SELECT (SELECT cancel_requested FROM operations WHERE id = $5) AS c, EXISTS (SELECT 1 FROM l) AS held,
-                (SELECT preempted_by::float8 FROM operation_targets WHERE id = $2) AS p`,
+                (${PREEMPTED_BY}) AS p`,
 };
 
 /** The lease could not be confirmed (pgherd's database did not answer): not known to be lost, nor to be held. */

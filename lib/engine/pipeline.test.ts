@@ -347,7 +347,8 @@ describe('runPipeline', () => {
         step('next', async () => void order.push('next')),
       ],
       r,
-      { preempt: preempt.signal },
+      // The gate is what says so between steps (the worker's reads the database).
+      { preempt: preempt.signal, gate: async () => (preempt.signal.aborted ? (preempt.signal.reason as Error) : null) },
     );
     expect(order).toEqual(['switched']);
     expect(r.records.map((x) => [x.name, x.status])).toEqual([['switch over', 'succeeded']]);
@@ -366,7 +367,7 @@ describe('runPipeline', () => {
         step('two', async () => {}),
       ],
       memory(),
-      { preempt: preempt.signal },
+      { preempt: preempt.signal, gate: async () => (preempt.signal.aborted ? (preempt.signal.reason as Error) : null) },
     );
     expect(targetEnd(res)).toMatchObject({ status: 'failed', error: expect.stringContaining('undo one: the folder is busy') });
   });

@@ -227,8 +227,10 @@ export async function runPipeline(
     /** Aborted (its reason the error to end with): the running step is abandoned, no other starts. */
     stop?: AbortSignal;
     /**
-     * Aborted (its reason the error to end with, a PreemptedError): no other step starts, a running
-     * preemptible step is abandoned (any other is let finish), and the cleanups run as after a cancel.
+     * Aborted (its reason the error to end with, a PreemptedError): a running preemptible step is
+     * abandoned (any other is let finish), and the cleanups run as after a cancel. Between steps it is the
+     * gate that says whether the flow is preempted (the database, which a preemption since withdrawn no
+     * longer asks).
      */
     preempt?: AbortSignal;
     /** An end with such an error runs no cleanup: what they would touch may be another's now (a lost lease). */
@@ -262,10 +264,6 @@ export async function runPipeline(
   for (const [i, s] of steps.entries()) {
     if (i > 0 && opts.cancelled && (await opts.cancelled())) {
       error = new CancelledError();
-      break;
-    }
-    if (opts.preempt?.aborted) {
-      error = reasonOf(opts.preempt);
       break;
     }
     if (opts.gate) {

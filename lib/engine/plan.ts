@@ -3,7 +3,7 @@
 // The digest covers what the plan will do, as data, and where: a confirm with another digest is refused.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Db } from '@/db/client';
-import { demand, type Access } from '@/lib/engine/access';
+import { demand, type Access, AccessDenied, SYSTEM_ACCESS } from '@/lib/engine/access';
 import {
   checkDriver,
   herdServers,
@@ -219,6 +219,9 @@ export async function planFrom(
   rawParams: unknown = {},
   waves: WaveSpec | null = null,
 ): Promise<Plan> {
+  // An action only pgherd itself starts (an evacuation, on EC2's notice): urgent, it preempts others' work.
+  if (action.systemOnly && !(access.userId === null && access.username === SYSTEM_ACCESS.username))
+    throw new AccessDenied(`${action.label} is started by pgherd itself (${action.systemOnly}), never by a person`);
   const params = parseParams(action, rawParams);
   const unique = [...new Set(ids)];
   let targets: PlannedTarget[];

@@ -13,7 +13,8 @@ import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { planOperation } from '@/lib/engine/plan';
 import { producerConnection, targetQueue } from '@/lib/engine/queue';
 import { submitOperation } from '@/lib/engine/submit';
-import { retryInput } from '@/lib/features/operations/operation-control';
+import { cancelOperation, retryInput } from '@/lib/features/operations/operation-control';
+import { sql } from 'drizzle-orm';
 import { startWorker } from '@/jobs/start-worker';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { asks } from '@/lib/actions/drivers';
@@ -270,5 +271,34 @@ describe('an urgent operation on a busy herd', () => {
     const own = await submit(urgentA, [memberOf('orders').id]);
     expect((await settled(own.id)).status).toBe('succeeded');
     expect((await settled(seed.id)).status).toBe('preempted');
+  }, 60_000);
+
+  it('a forged NOTIFY stops nothing: any role on pgherd\u2019s database can send one, the row must say so', async () => {
+    did.length = 0;
+    const m = memberOf('orders');
+    const seed = await submit(seedLike, [m.id]);
+    await running(seed.targetId, 'restore');
+    // As a hostile role connected to pgherd's database would: the channel, the target, any urgent-looking id.
+    await t.db.execute(sql`SELECT pg_notify('pgherd_preempt', ${`${seed.targetId}:${seed.targetId}`})`);
+    await t.db.execute(sql`SELECT pg_notify('pgherd_preempt', ${`${seed.targetId}:999999`})`);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await targetOf(seed.id)).status).toBe('running');
+    expect(did.map((d) => d.what)).toEqual(['seed: folder claimed', 'seed: restoring']);
+    const own = await submit(urgentA, [m.id]);
+    expect((await settled(own.id)).status).toBe('succeeded');
+    expect((await settled(seed.id)).status).toBe('preempted');
+  }, 60_000);
+
+  it('an urgent operation cancelled while it waits asks nothing any more: the holder goes on to its end', async () => {
+    did.length = 0;
+    const m = memberOf('orders');
+    const f = await submit(firm, [m.id]);
+    await running(f.targetId, 'switch');
+    const urgent = await submit(urgentA, [m.id]);
+    await waitFor('the holder to be asked to stop', async () => (await targetOf(f.id)).preemptedBy === urgent.targetId, 10_000);
+    await cancelOperation(t.db, urgent.id, actor);
+    expect((await settled(f.id)).status).toBe('succeeded');
+    expect(did.map((d) => d.what)).toEqual(['firm: switching', 'firm: switched', 'firm: after']);
+    expect((await settled(urgent.id)).status).toBe('cancelled');
   }, 60_000);
 });

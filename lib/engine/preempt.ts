@@ -35,7 +35,7 @@ export async function askPreemption(db: Db, herdId: number, urgentTargetId: numb
 /** The targets this process runs that may be preempted, each with what stops it. */
 const running = new Map<number, (by: number) => void>();
 
-/** While a target runs here: `stop` is called (once) when it is asked to stop. Returns its deregistration. */
+/** While a target runs here (an urgent one is never registered): `stop` is called (once) when it is asked to stop. Returns its deregistration. */
 export function preemptibleHere(targetId: number, stop: (by: number) => void): () => void {
   let stopped = false;
   running.set(targetId, (by) => {
@@ -46,10 +46,21 @@ export function preemptibleHere(targetId: number, stop: (by: number) => void): (
   return () => running.delete(targetId);
 }
 
-/** A preemption announced (a NOTIFY's payload): stops the target if it runs here. */
-export function preemptHere(payload: string): void {
+/**
+ * A preemption announced (a NOTIFY's payload): stops the target if it runs here, once the database says
+ * so. The notification is only a hint: any role that can connect to pgherd's database can NOTIFY, so the
+ * target's row must name an urgent target that still waits or runs.
+ */
+export async function preemptHere(db: Db, payload: string): Promise<void> {
   const m = /^(\d+):(\d+)$/.exec(payload);
-  if (m) running.get(Number(m[1]))?.(Number(m[2]));
+  if (!m) return;
+  const [holder, by] = [Number(m[1]), Number(m[2])];
+  const stop = running.get(holder);
+  if (!stop) return;
+  const asked = await db.execute(sql`
+    SELECT 1 FROM operation_targets x JOIN operation_targets u ON u.id = x.preempted_by JOIN operations uo ON uo.id = u.operation_id
+    WHERE x.id = ${holder} AND u.id = ${by} AND u.urgent AND u.status IN ('queued', 'running') AND NOT uo.cancel_requested`);
+  if (asked.rows.length) stop(by);
 }
 
 /**

@@ -40,7 +40,9 @@ export function recordValues(rec: DnsRecordRef, targets: InstanceRef[]): string[
   if (rec.type === 'CNAME') return targets.slice(0, 1).map((t) => t.hostname);
   const missing = targets.filter((t) => !t.address);
   if (missing.length) throw new Error(`an A record needs an address: ${missing.map((t) => t.hostname).join(', ')} has none`);
-  return targets.map((t) => t.address);
+  // A set: two members on one address (an instance's address given to its successor once EC2 freed it,
+  // while the inventory still holds the member) are one record.
+  return [...new Set(targets.map((t) => t.address))];
 }
 
 export interface DnsNow {

@@ -352,6 +352,7 @@ export const evacuateAction = defineAction({
   schedulable: false,
   // Two minutes' notice: it preempts whatever holds the herd (a seed, an upgrade) at its next safe point.
   urgent: true,
+  systemOnly: "on EC2's spot interruption notice",
   params: { schema: replaceParams, fields },
   state: newState,
   prepare,

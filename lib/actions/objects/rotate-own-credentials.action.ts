@@ -164,7 +164,9 @@ function stageStep(s: OwnSecrets, herdIds: number[]): ActionStep<State> {
             sql`SELECT herd_id AS herd, status::text FROM operation_targets WHERE operation_id = ${op} AND herd_id IS NOT NULL`,
           )
         ).rows;
-        const lost = herdIds.filter((id) => !mine.some((t) => t.herd === id && !['failed', 'cancelled', 'interrupted'].includes(t.status)));
+        const lost = herdIds.filter(
+          (id) => !mine.some((t) => t.herd === id && !['failed', 'cancelled', 'interrupted', 'preempted'].includes(t.status)),
+        );
         if (lost.length)
           throw refuse(
             'not-applicable',

@@ -34,9 +34,10 @@ const OPCODE_UPDATE = 5 << 11; // dns-packet has no opcode field: the header's f
 
 const fqdn = (n: string) => n.replace(/\.$/, '').toLowerCase();
 
-/** Whether a name's answers are exactly these values (order, case and trailing dots aside). */
+/** Whether a name's answers are exactly these values (order, case, trailing dots and repeats aside: a record set is a set). */
 export function sameAnswers(values: string[], answers: string[]): boolean {
-  return values.map(fqdn).sort().join(',') === answers.map(fqdn).sort().join(',');
+  const set = (xs: string[]) => [...new Set(xs.map(fqdn))].sort().join(',');
+  return set(values) === set(answers);
 }
 
 /** One datagram out, the answer with the same id back (or a timeout), retried on silence. */

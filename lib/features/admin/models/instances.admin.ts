@@ -154,7 +154,7 @@ export const instancesAdmin: Model = defineAdmin({
     },
   }),
   actions: actions
-    .filter((a) => !isHerdAction(a))
+    .filter((a) => !isHerdAction(a) && !a.systemOnly)
     .map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}`, role: a.permission })),
   uniqueErrors: { instances_server_port_key: ['port', 'This server already has an instance on this port.'] },
 });
