@@ -317,6 +317,9 @@ export const instances = pgTable(
     lagSeconds: real('lag_seconds'),
     pendingRestart: boolean('pending_restart').notNull().default(false),
     lastObservedAt: timestamp('last_observed_at', { withTimezone: true }),
+    // When it last answered (an observation that reached it, or its agent's report): how long a member has
+    // been silent, for auto-replace. A member that flaps (up a moment every 20 s) keeps it fresh.
+    answeredAt: timestamp('answered_at', { withTimezone: true }),
     // WAL archiving as a primary last reported it (pg_stat_archiver); null on replicas and before the
     // first observation. archivePendingSince: since when WAL written has waited for the archive (its
     // age is the measured RPO; null: nothing waits).
@@ -1544,6 +1547,7 @@ export const notificationEvents = pgTable(
         'herd.restore_unverified',
         'risk.raised',
         'risk.cleared',
+        'herd.auto_replaced',
       ],
     }).notNull(),
     operationId: bigint('operation_id', { mode: 'number' }),
@@ -1669,6 +1673,65 @@ export const spotInterruptions = pgTable(
   (t) => [
     index('spot_interruptions_zone_idx').on(t.availabilityZone, t.receivedAt),
     uniqueIndex('spot_interruptions_instance_key').on(t.cloudInstanceId),
+  ],
+);
+
+// Auto-replace (docs/grow.md): off unless a policy says so, for an environment or one herd (in place of its
+// environment's). A member that has not answered for `after_seconds`, whose host EC2 says is stopped,
+// terminated or impaired (or whose agent has gone silent), and whose host is proven not to run it, is
+// replaced by the system (Replace member); a primary only when `primaries` allows the DR failover first.
+// At most `per_hour` replacements an hour in the environment (its own policy's figure), one per herd at a time.
+export const autoReplacePolicies = pgTable(
+  'auto_replace_policies',
+  {
+    id: serial('id').primaryKey(),
+    environmentId: integer('environment_id')
+      .notNull()
+      .references(() => environments.id, { onDelete: 'cascade' }),
+    // Null: the environment's policy; else this herd's, in place of it (enabled false turns it off there).
+    herdId: integer('herd_id').references(() => herds.id, { onDelete: 'cascade' }),
+    enabled: boolean('enabled').notNull().default(true),
+    afterSeconds: integer('after_seconds').notNull().default(300),
+    perHour: integer('per_hour').notNull().default(2),
+    primaries: boolean('primaries').notNull().default(false),
+    ...timestamps,
+  },
+  (t) => [
+    uniqueIndex('auto_replace_policies_environment_key')
+      .on(t.environmentId)
+      .where(sql`herd_id IS NULL`),
+    uniqueIndex('auto_replace_policies_herd_key')
+      .on(t.herdId)
+      .where(sql`herd_id IS NOT NULL`),
+    check('auto_replace_policies_after_check', sql`after_seconds BETWEEN 30 AND 86400`),
+    check('auto_replace_policies_per_hour_check', sql`per_hour BETWEEN 1 AND 100`),
+  ],
+);
+
+// Every decision auto-replace made about a member it found silent, with its evidence: replaced (the
+// operation), failed over first (a primary), or held (why not: the host runs it, the budget, a blackout).
+// A held decision is written when its reason changes, not every round. The budget counts these rows.
+export const autoReplaceDecisions = pgTable(
+  'auto_replace_decisions',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    environmentId: integer('environment_id')
+      .notNull()
+      .references(() => environments.id, { onDelete: 'cascade' }),
+    herdId: integer('herd_id').references(() => herds.id, { onDelete: 'set null' }),
+    instanceId: bigint('instance_id', { mode: 'number' }).references(() => instances.id, { onDelete: 'set null' }),
+    // The member, as the decision named it (the row may be retired since).
+    label: text('label').notNull(),
+    // replace | failover | held
+    verdict: text('verdict').notNull(),
+    reason: text('reason').notNull(),
+    evidence: jsonb('evidence').$type<Record<string, unknown>>().notNull().default({}),
+    operationId: bigint('operation_id', { mode: 'number' }).references(() => operations.id, { onDelete: 'set null' }),
+    decidedAt: timestamp('decided_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('auto_replace_decisions_environment_idx').on(t.environmentId, t.decidedAt),
+    index('auto_replace_decisions_instance_idx').on(t.instanceId, t.decidedAt),
   ],
 );
 

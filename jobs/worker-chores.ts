@@ -29,6 +29,7 @@ import { expireRestoredHerds } from '@/lib/features/backups/expire';
 import { RULES_CHANNEL } from '@/lib/features/rules/rules';
 import { PREEMPT_CHANNEL, preemptHere } from '@/lib/engine/preempt';
 import { errorText } from '@/lib/engine/errors';
+import { autoReplaceRound } from '@/lib/features/heal/auto-replace';
 import { reconcileRuns, type startRuleClock } from '@/lib/features/rules/scheduler';
 import { deliverDue, NOTIFICATIONS_CHANNEL, processEvents } from '@/lib/features/rules/webhooks';
 import type { Chore, ChoreRunner } from './chores';
@@ -278,6 +279,26 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
       run: async () => {
         const r = await readEndpointCertificates(db);
         if (r.failed) log('risks.certificates', r);
+      },
+    },
+    // Herds that heal themselves: members gone replaced by the system, where a policy says so (docs/grow.md).
+    {
+      name: 'auto-replace',
+      says: 'members gone (silent, their host gone by EC2 or their agent, proven not to run Postgres) replaced where a policy says so',
+      every: cfg.autoReplaceEveryMs ?? setting('PGHERD_AUTO_REPLACE_EVERY_MS'),
+      everySays: '`PGHERD_AUTO_REPLACE_EVERY_MS`',
+      turn: true,
+      run: async (_asked, turn) => {
+        const decided = await autoReplaceRound({
+          db,
+          queue,
+          ssh: x.ssh,
+          ec2For: (region) => ec2Client(region || undefined),
+          log,
+          ...(turn ? { fence: turn.fence } : {}),
+        });
+        for (const d of decided)
+          log('auto_replace.decided', { instanceId: d.instanceId, verdict: d.verdict, reason: d.reason, operationId: d.operationId });
       },
     },
     // DNS follows Patroni: its herds' leaders read every few seconds (lib/features/patroni/follow.ts).

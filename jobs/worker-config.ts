@@ -24,6 +24,8 @@ export interface WorkerConfig {
   patroniFollowEveryMs?: number;
   settingsEveryMs?: number;
   objectsEveryMs?: number;
+  /** How often auto-replace looks for members gone (default PGHERD_AUTO_REPLACE_EVERY_MS). */
+  autoReplaceEveryMs?: number;
   /** How often the risks are judged (default PGHERD_RISKS_JUDGE_MS). */
   risksEveryMs?: number;
   /** How often the fleet's lag and state are sampled for the charts (default PGHERD_LAG_SAMPLE_MS, else 60 s); 0: never. */

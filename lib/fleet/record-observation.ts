@@ -57,6 +57,7 @@ export async function refreshInstance(db: Db, id: number, e: PgEndpoint, observe
             serverVersionNum: o.serverVersionNum ?? null,
             ...archiveValues(o),
             lastObservedAt: now,
+            answeredAt: now,
           }
         : { state: keepDeliberate(stateFrom(o)), lastObservedAt: now },
     )

@@ -313,6 +313,7 @@ async function writeReadings(db: Db, rows: ReadingRow[], claim?: { holder: strin
       conf_loaded_at = CASE WHEN v.answered THEN v.conf_at ELSE i.conf_loaded_at END,
       objects_fingerprint = CASE WHEN v.answered AND v.objects_known THEN v.objects_fp ELSE i.objects_fingerprint END,
       last_observed_at = now(),
+      answered_at = CASE WHEN v.answered THEN now() ELSE i.answered_at END,
       updated_at = now()
     FROM v JOIN free ON free.id = v.id
     WHERE i.id = v.id`);

@@ -32,6 +32,8 @@
 //   spot instance (InstanceLifecycle spot in moto) DescribeSpotInstanceRequests answers its request marked
 //   for termination (or stop, hibernation), as EC2 does while its two-minute warning runs; moto keeps no
 //   spot request for an instance launched with InstanceMarketOptions. An on-demand instance listed has none.
+// - Status checks failed (`impaired: ["i-0123"]` in the capacity file): DescribeInstanceStatus answers both
+//   of the instance's checks impaired, as EC2 does for a host that stopped answering (moto: always ok).
 // - ModifyVolume of a lab volume (lib/lab/volumes.ts: a file on a loop device, attached in moto under the
 //   device's name) grows the file and the loop device first, as EBS grows a volume under a running host
 //   (the filesystem is the host's to grow); a smaller size, or a second change within six hours, is refused
@@ -197,6 +199,8 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     console?: 'other-key';
     rds?: RdsFaults;
     interruptions?: Record<string, 'terminate' | 'stop' | 'hibernate'>;
+    /** Instances whose status checks EC2 says failed (DescribeInstanceStatus: impaired). */
+    impaired?: string[];
   };
   const capacity = (): Faults => {
     if (!existsSync(cfg.capacityFile)) return {};
@@ -362,6 +366,25 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     return true;
   };
 
+  // DescribeInstanceStatus of an instance listed as impaired: both checks failed, as EC2 says of a host
+  // that stopped answering on its network (moto always answers ok).
+  const instanceStatus = async (res: http.ServerResponse, p: URLSearchParams) => {
+    const impaired = new Set(capacity().impaired ?? []);
+    const ids = [...p].filter(([k]) => /^InstanceId\.\d+$/.test(k)).map(([, v]) => v);
+    if (!ids.length || !ids.some((id) => impaired.has(id))) return false;
+    const failed = '<status>impaired</status><details><item><name>reachability</name><status>failed</status></item></details>';
+    const items = (await describe(ids)).map((i) => {
+      const bad = impaired.has(i.InstanceId ?? '');
+      const ok = '<status>ok</status><details><item><name>reachability</name><status>passed</status></item></details>';
+      return `<item><instanceId>${i.InstanceId ?? ''}</instanceId><availabilityZone>${i.Placement?.AvailabilityZone ?? ''}</availabilityZone><instanceState><code>${String(i.State?.Code ?? 16)}</code><name>${i.State?.Name ?? 'running'}</name></instanceState><systemStatus>${bad ? failed : ok}</systemStatus><instanceStatus>${bad ? failed : ok}</instanceStatus></item>`;
+    });
+    res.writeHead(200, { 'content-type': 'text/xml;charset=UTF-8' });
+    res.end(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<DescribeInstanceStatusResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>${randomUUID()}</requestId><instanceStatusSet>${items.join('')}</instanceStatusSet></DescribeInstanceStatusResponse>`,
+    );
+    return true;
+  };
+
   const rds = rdsFront(
     {
       identity: cfg.identity,
@@ -470,6 +493,7 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
         }
         if (p && action === 'ModifyVolume' && (await modifyVolume(res, p))) return;
         if (p && action === 'DescribeSpotInstanceRequests' && (await spotRequests(res, p))) return;
+        if (p && action === 'DescribeInstanceStatus' && (await instanceStatus(res, p))) return;
         if (p && action === 'GetConsoleOutput' && (await consoleOutput(res, p.get('InstanceId') ?? ''))) return;
         if (p && action === 'ModifyInstanceAttribute' && p.has('InstanceType.Value')) {
           const [i] = await describe(ids);

@@ -92,6 +92,7 @@ export const SOURCE_TREE: { folder: string; says: string }[] = [
   { folder: 'lib/features/objects', says: 'a herd’s fleet objects and accepting their drift' },
   { folder: 'lib/features/risks', says: 'the fleet’s risks: found, judged, kept, acknowledged, listed' },
   { folder: 'lib/features/spot', says: 'spot interruption notices' },
+  { folder: 'lib/features/heal', says: 'auto-replace: members gone replaced by the system, where a policy says so' },
   { folder: 'lib/features/upgrades', says: 'pending maintenance and the upgrade campaign' },
   { folder: 'lib/entry', says: 'the processes’ entry points:' },
   { folder: 'lib/entry/web', says: 'the web server and its queue handles' },

@@ -136,6 +136,12 @@ export const SETTINGS = {
     default: 300_000,
     doc: "how often the refresh also reads what the risks look at (transaction ID ages, slots, long transactions, the server's certificate) on the session it keeps with each instance: one statement, on a session already open",
   }),
+  PGHERD_AUTO_REPLACE_EVERY_MS: int({
+    min: 1000,
+    max: DAY_MS,
+    default: 30_000,
+    doc: "how often a worker (one at a time) looks for members that auto-replace policies would replace: silent past the policy's time, their host gone by EC2's or their agent's word, proven not to run Postgres (docs/grow.md)",
+  }),
   PGHERD_RISKS_CERTIFICATES_MS: int({
     min: 60_000,
     max: DAY_MS,

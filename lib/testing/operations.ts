@@ -37,7 +37,13 @@ export function openQueue(lab: LabInfo, prefix: string): { queue: TestWorker['qu
 }
 
 /** A worker in this process on the lab's Redis and database, its queue under `prefix`. */
-export async function startTestWorker(lab: LabInfo, prefix: string, concurrency: number): Promise<TestWorker> {
+export async function startTestWorker(
+  lab: LabInfo,
+  prefix: string,
+  concurrency: number,
+  /** More of the worker's configuration (a chore's clock, say). */
+  more: Partial<Parameters<typeof startWorker>[0]> = {},
+): Promise<TestWorker> {
   const q = openQueue(lab, prefix);
   const worker = await startWorker({
     databaseUrl: lab.database.url,
@@ -47,6 +53,7 @@ export async function startTestWorker(lab: LabInfo, prefix: string, concurrency:
     refreshEveryMs: 0,
     queuePrefix: prefix,
     quiet: true,
+    ...more,
   });
   return {
     queue: q.queue,

@@ -10,11 +10,13 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
 import {
+  autoReplaceDecisions,
+  autoReplacePolicies,
   dnsRecords,
   herds,
   instances,
@@ -51,6 +53,8 @@ import { backupAction } from '@/lib/actions/backups/backup.action';
 import { memberConfigPath, pgbackrest } from '@/lib/fleet/backups/pgbackrest';
 import { addReplicaAction } from './add-replica.action';
 import { retireAction } from './retire.action';
+import { refreshFleet } from '@/lib/fleet/refresher';
+import { webhookDeliveries, webhooks } from '@/db/schema';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'grow-test.json');
 const PREFIX = 't-grow';
@@ -159,7 +163,8 @@ beforeAll(async () => {
   await db
     .insert(dnsRecords)
     .values({ herdId, name: readName, type: 'A', zone: lab.dns!.zone, provider: 'rfc2136', match: 'role', matchRole: 'replica', ttl: 5 });
-  worker = await startTestWorker(lab, PREFIX, 2);
+  // Auto-replace looks every 2 s here (its default is 30 s); nothing is replaced until the test gives a policy.
+  worker = await startTestWorker(lab, PREFIX, 2, { autoReplaceEveryMs: 2000 });
   const cfg = discoveryConfig({ PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [lab.aws!.region], tags: lab.aws!.discoveryTags }) })!;
   await discoverEc2(db, cfg, (region) => ec2Client(region));
   // A database worth seeding: about 120 MB, frozen and analyzed (no autovacuum reads it during the measure).
@@ -915,4 +920,194 @@ describe('Spot', () => {
     const [row] = await db.select().from(spotInterruptions).where(eq(spotInterruptions.cloudInstanceId, ps!.cloudInstanceId!));
     expect(row).toMatchObject({ source: 'eventbridge', instanceAction: 'terminate' });
   }, 300_000);
+});
+
+describe('Auto-replace', () => {
+  /** The herd's running replicas on EC2 instances, with what stopping them takes. */
+  const replicas = async () =>
+    (
+      await db.execute<{ id: number; data_directory: string; pg_version: number; instance_id: string; label: string }>(sql`
+        SELECT i.id::float8 AS id, i.data_directory, i.pg_version, s.cloud_instance_id AS instance_id, s.hostname || ':' || i.port AS label
+        FROM instances i JOIN servers s ON s.id = i.server_id
+        WHERE i.herd_id = ${herdId} AND i.role = 'replica' AND i.state = 'running' AND s.cloud_instance_id IS NOT NULL ORDER BY i.id`)
+    ).rows;
+  const pgCtl = (r: { pg_version: number; data_directory: string }, ...args: string[]) =>
+    runAsLab(labIdentity(), [`/usr/lib/postgresql/${r.pg_version}/bin/pg_ctl`, '-D', r.data_directory, ...args]);
+  const ec2 = () => ec2Client(lab.aws!.region);
+  const decisionsOf = (id: number) => db.select().from(autoReplaceDecisions).where(eq(autoReplaceDecisions.instanceId, id));
+  let environmentId: number;
+  let flapper = 0;
+
+  beforeAll(async () => {
+    environmentId = (await db.select().from(herds).where(eq(herds.id, herdId)))[0]!.environmentId;
+  });
+
+  it('off without a policy: a replica whose instance EC2 stopped and whose Postgres is down is left alone', async () => {
+    const [r] = await replicas();
+    await pgCtl(r!, '-m', 'immediate', 'stop');
+    await ec2().send(new StopInstancesCommand({ InstanceIds: [r!.instance_id] }));
+    try {
+      await refreshFleet(db, { ids: [r!.id] });
+      // Silent since before any policy's time: were there a policy, this is a replacement.
+      await db.execute(sql`UPDATE instances SET answered_at = now() - interval '1 hour' WHERE id = ${r!.id}`);
+      await new Promise((res) => setTimeout(res, 5000));
+      expect(await decisionsOf(r!.id)).toEqual([]);
+    } finally {
+      await ec2().send(new StartInstancesCommand({ InstanceIds: [r!.instance_id] }));
+      await pgCtl(r!, '-w', '-l', path.join(path.dirname(r!.data_directory), 'auto-replace-test.log'), 'start');
+      await refreshFleet(db, { ids: [r!.id] });
+    }
+  }, 120_000);
+
+  it('a flapping replica (up a moment every 20 s) is never replaced, though EC2 says its instance is impaired', async () => {
+    await db.insert(autoReplacePolicies).values({ environmentId, afterSeconds: 30, perHour: 2 });
+    const [r] = await replicas();
+    flapper = r!.id;
+    // EC2's status checks fail for it (the lab's front says so), and its Postgres goes up and down.
+    const faults = JSON.parse(readFileSync(lab.aws!.capacityFile, 'utf8')) as Record<string, unknown>;
+    writeFileSync(lab.aws!.capacityFile, JSON.stringify({ ...faults, impaired: [r!.instance_id] }));
+    const log = path.join(path.dirname(r!.data_directory), 'auto-replace-test.log');
+    const flapping = { on: true };
+    // What the refresher does every few seconds (the test's worker has it off): observe the herd.
+    const observing = (async () => {
+      while (flapping.on) {
+        await refreshFleet(db, { ids: [r!.id] });
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+    })();
+    try {
+      for (let round = 0; round < 2; round++) {
+        await pgCtl(r!, '-m', 'immediate', 'stop');
+        await new Promise((res) => setTimeout(res, 17_000));
+        await pgCtl(r!, '-w', '-l', log, 'start');
+        await new Promise((res) => setTimeout(res, 3000));
+      }
+    } finally {
+      flapping.on = false;
+      await observing;
+      writeFileSync(lab.aws!.capacityFile, JSON.stringify(faults));
+    }
+    // 40 s of flapping, 17 s down at a time: should an observation miss an up moment and make it look
+    // silent for the policy's 30 s, the watch that follows sees it come back. Never replaced.
+    const ds = await decisionsOf(r!.id);
+    expect(ds.filter((d) => d.verdict !== 'held')).toEqual([]);
+    for (const d of ds) expect(d.reason).toMatch(/came back while watched/);
+    expect((await db.select().from(instances).where(eq(instances.id, r!.id)))[0]).toMatchObject({ state: 'running' });
+  }, 180_000);
+
+  it('replicas EC2 terminated and whose Postgres died: replaced one at a time, audited with the evidence, the webhook told; the budget stops the third in the hour', async () => {
+    const hook = await listen((_req, res) => res.writeHead(204).end());
+    const [w] = await db
+      .insert(webhooks)
+      .values({ name: 'auto-replace', url: hook.url, secret: 'auto-replace-secret-0123456789', events: ['herd.auto_replaced'] })
+      .returning();
+    // Three replicas on EC2 instances to lose (a new one added for the third). The one that flapped is
+    // among them: left to a person for an hour should it have come back while watched, else lost like the others.
+    const lose = async () => (await replicas()).sort((a, b) => Number(b.id === flapper) - Number(a.id === flapper));
+    for (let n = (await lose()).length; n < 3; n++) {
+      const add = await runOperation(
+        db,
+        worker.queue,
+        addReplicaAction,
+        { herdIds: [herdId] },
+        {
+          instanceType: 'm6i.large',
+          ...where(`r-auto-${n}`, 26020 + n),
+          seed: 'repository',
+        },
+      );
+      expect(add.op.status, steps(add)).toBe('succeeded');
+    }
+    const dead = (await lose()).slice(0, 3);
+    expect(dead.length, 'three replicas on EC2 to lose').toBe(3);
+    // As the refresher would have: each answered a moment ago.
+    await refreshFleet(db, { ids: dead.map((r) => r.id) });
+    const t0 = Date.now();
+    for (const r of dead) {
+      await pgCtl(r, '-m', 'immediate', 'stop');
+      await ec2().send(new TerminateInstancesCommand({ InstanceIds: [r.instance_id] }));
+    }
+    await refreshFleet(db, { ids: dead.map((r) => r.id) });
+    const replaced = async (n: number) =>
+      waitFor(
+        `${n} replacement(s) to succeed`,
+        async () => {
+          const rows = (
+            await db.execute<{ id: number; status: string }>(sql`
+              SELECT o.id, o.status FROM auto_replace_decisions d JOIN operations o ON o.id = d.operation_id
+              WHERE d.environment_id = ${environmentId} AND d.verdict = 'replace'`)
+          ).rows;
+          const bad = rows.find((x) => ['failed', 'partial', 'cancelled', 'interrupted', 'preempted'].includes(x.status));
+          if (bad) {
+            const st = await db.execute(
+              sql`SELECT s.name, s.status, right(s.stderr_tail, 400) AS err, t.error FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id
+                  WHERE t.operation_id = ${bad.id} ORDER BY s.id`,
+            );
+            throw new Error(`replacement #${bad.id} ${bad.status}: ${JSON.stringify(st.rows)}`);
+          }
+          return rows.filter((x) => x.status === 'succeeded').length >= n;
+        },
+        240_000,
+      );
+    await replaced(1);
+    console.log(
+      `auto-replace: the first replica's successor streaming ${Date.now() - t0} ms after its instance was terminated (policy: 30 s silent)`,
+    );
+    await replaced(2);
+    console.log(`auto-replace: the second ${Date.now() - t0} ms after`);
+    // The third: held, the budget spent (2 an hour), said once.
+    const third = await waitFor(
+      'the third to be held by the budget',
+      async () => {
+        for (const r of dead) {
+          const ds = await decisionsOf(r.id);
+          const held = ds.find((d) => d.verdict === 'held' && /budget is spent/.test(d.reason));
+          if (held && !ds.some((d) => d.verdict === 'replace')) return { r, held };
+        }
+        return undefined;
+      },
+      60_000,
+    );
+    await new Promise((res) => setTimeout(res, 5000));
+    const heldRows = (await decisionsOf(third.r.id)).filter((d) => /budget is spent/.test(d.reason));
+    expect(heldRows, 'a held decision is written once while its reason holds').toHaveLength(1);
+    expect((await db.select().from(instances).where(eq(instances.id, third.r.id)))[0]).toBeDefined();
+    // The two replaced: their rows retired, a successor each, streaming; the evidence audited.
+    const done = dead.filter((r) => r.id !== third.r.id);
+    for (const r of done) {
+      expect(await db.select().from(instances).where(eq(instances.id, r.id))).toEqual([]);
+      expect(await db.select().from(retiredMembers).where(eq(retiredMembers.instanceId, r.id))).toHaveLength(1);
+      const [d] = (await decisionsOf(r.id)).filter((x) => x.verdict === 'replace');
+      // The row keeps its label; instance_id is set null once it is retired: found by the label instead.
+      expect(d).toBeUndefined();
+    }
+    const decided = await db
+      .select()
+      .from(autoReplaceDecisions)
+      .where(sql`environment_id = ${environmentId} AND verdict = 'replace'`);
+    expect(decided.map((d) => d.label).sort()).toEqual(done.map((r) => r.label).sort());
+    for (const d of decided) {
+      expect(d.reason).toMatch(/EC2 says i-[0-9a-f]+ is (terminated|shutting-down)/);
+      expect(d.reason).toMatch(/no server runs on its data directory/);
+      expect(d.evidence).toMatchObject({ afterS: 30 });
+      const audit = await db.execute(
+        sql`SELECT 1 FROM audit_entries WHERE action = 'auto_replace.replace' AND object_label LIKE ${`${d.label}:%`}`,
+      );
+      expect(audit.rows).toHaveLength(1);
+    }
+    const running = await db.execute<{ n: number }>(
+      sql`SELECT count(*)::int AS n FROM instances WHERE herd_id = ${herdId} AND role = 'replica' AND state = 'running'`,
+    );
+    expect(running.rows[0]!.n).toBeGreaterThanOrEqual(dead.length - 1);
+    await waitFor(
+      'the webhook to be told twice',
+      async () =>
+        (await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, w!.id))).filter(
+          (x) => x.event === 'herd.auto_replaced',
+        ).length === 2,
+      30_000,
+    );
+    hook.close();
+    await db.delete(autoReplacePolicies);
+  }, 420_000);
 });

@@ -128,7 +128,26 @@ async function prepare(targets: InstanceRef[], params: Params, db: Db): Promise<
       if (other?.m) like = other.m;
       else avoided += ', and no member runs in another zone: launched there anyway';
     }
-    launch.set(t.id, { plan: await planLaunch(db, h, type, { like, spot }), like, avoided });
+    let plan = await planLaunch(db, h, type, { like, spot });
+    // Its own instance gone from EC2 (terminated long enough ago, the usual reason to replace it): the
+    // successor is launched like another member of its herd on EC2, in its zone if one runs there.
+    if (plan instanceof Refusal && plan.code === 'gone' && like.id === t.id) {
+      // In its region only (never like a DR member far away).
+      const others = h.members.filter((m) => m.id !== t.id && m.cloud?.region === t.cloud?.region);
+      const sameZone = await db.execute<{ id: number }>(sql`
+        SELECT i.id::float8 AS id FROM instances i JOIN servers s ON s.id = i.server_id
+        WHERE i.herd_id = ${h.id} AND s.cloud_availability_zone = ${zone} AND i.id <> ${t.id}`);
+      const near = new Set(sameZone.rows.map((r) => r.id));
+      for (const m of [...others.filter((o) => near.has(o.id)), ...others.filter((o) => !near.has(o.id))]) {
+        const p = await planLaunch(db, h, type, { like: m, spot });
+        if (p instanceof Refusal) continue;
+        plan = p;
+        like = m;
+        avoided = `EC2 no longer knows ${t.cloud.instanceId}: launched like ${m.hostname}`;
+        break;
+      }
+    }
+    launch.set(t.id, { plan, like, avoided });
   }
   return { herds: byHerd, add, retire, launch };
 }
@@ -191,7 +210,13 @@ function planReplace(
   ];
   const facts: { label: string; value: string }[] = [
     ...(first ? [{ label: 'First', value: `switch over to ${first.newPrimary.label}: ${t.label} leaves as a replica` }] : []),
-    ...(l?.avoided ? [{ label: 'Zone avoided', value: `${l.avoided}; launched like ${l.like.label}` }] : []),
+    ...(l?.avoided
+      ? [
+          !l.avoided.startsWith('EC2 no longer knows')
+            ? { label: 'Zone avoided', value: `${l.avoided}; launched like ${l.like.label}` }
+            : { label: 'Launched like', value: l.avoided },
+        ]
+      : []),
   ];
   return {
     steps,

@@ -13,6 +13,7 @@ import { herdsAdmin } from './models/herds.admin';
 import { instancesAdmin } from './models/instances.admin';
 import { operationsAdmin } from './models/operations.admin';
 import { poolersAdmin } from './models/poolers.admin';
+import { autoReplacePoliciesAdmin } from './models/auto-replace-policies.admin';
 import { backupPoliciesAdmin } from './models/backup-policies.admin';
 import { parameterGroupsAdmin } from './models/parameter-groups.admin';
 import { objectSetsAdmin } from './models/object-sets.admin';
@@ -46,6 +47,7 @@ export const appGroups: readonly AppGroupDef[] = [
   },
   { name: 'dns', label: 'DNS and poolers', entries: [dnsRecordsAdmin, poolersAdmin] },
   { name: 'backups', label: 'Backups', entries: [backupPoliciesAdmin, { label: 'Recoverability', href: '/backups' }] },
+  { name: 'healing', label: 'Healing', entries: [autoReplacePoliciesAdmin] },
   { name: 'settings', label: 'Settings', entries: [parameterGroupsAdmin, objectSetsAdmin, approvalPoliciesAdmin] },
   {
     name: 'access',

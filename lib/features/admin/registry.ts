@@ -12,6 +12,7 @@ import { poolersAdmin } from './models/poolers.admin';
 import { roleBindingsAdmin } from './models/role-bindings.admin';
 import { auditAdmin } from './models/audit.admin';
 import { sitesAdmin } from './models/sites.admin';
+import { autoReplacePoliciesAdmin } from './models/auto-replace-policies.admin';
 import { backupPoliciesAdmin } from './models/backup-policies.admin';
 import { parameterGroupsAdmin } from './models/parameter-groups.admin';
 import { objectSetsAdmin } from './models/object-sets.admin';
@@ -27,6 +28,7 @@ export const adminModels: readonly Model[] = [
   dnsRecordsAdmin,
   poolersAdmin,
   backupPoliciesAdmin,
+  autoReplacePoliciesAdmin,
   parameterGroupsAdmin,
   objectSetsAdmin,
   approvalPoliciesAdmin,

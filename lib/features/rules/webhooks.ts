@@ -32,6 +32,7 @@ export const WEBHOOK_EVENTS = [
   'herd.two_primaries',
   'herd.no_primary',
   'herd.restore_unverified',
+  'herd.auto_replaced',
   'risk.raised',
   'risk.cleared',
   'approval.requested',
@@ -52,12 +53,20 @@ const GLOBAL_EVENTS: WebhookEvent[] = [
   'herd.two_primaries',
   'herd.no_primary',
   'herd.restore_unverified',
+  'herd.auto_replaced',
   'risk.raised',
   'risk.cleared',
   ...APPROVAL_EVENTS,
 ];
 /** The events that name a herd and what was seen there (no rule, no run): told to every global webhook that asks. */
-const HERD_EVENTS = ['herd.two_primaries', 'herd.no_primary', 'herd.restore_unverified', 'risk.raised', 'risk.cleared'] as const;
+const HERD_EVENTS = [
+  'herd.two_primaries',
+  'herd.no_primary',
+  'herd.restore_unverified',
+  'herd.auto_replaced',
+  'risk.raised',
+  'risk.cleared',
+] as const;
 type HerdEvent = (typeof HERD_EVENTS)[number];
 const isHerdEvent = (kind: string): kind is HerdEvent => (HERD_EVENTS as readonly string[]).includes(kind);
 
@@ -65,6 +74,7 @@ const HERD_WORDS: Record<HerdEvent, string> = {
   'herd.two_primaries': 'has two primaries',
   'herd.no_primary': 'has no primary',
   'herd.restore_unverified': 'is no longer proven restorable',
+  'herd.auto_replaced': 'replaces a member that is gone, by itself',
   'risk.raised': 'has a risk',
   'risk.cleared': 'no longer has a risk',
 };
