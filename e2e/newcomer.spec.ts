@@ -30,7 +30,12 @@ test('the top bar: one line at 1280 px, a menu a group, closed by Escape and by 
   await expect(bar.getByRole('link', { name: 'API', exact: true })).toBeVisible();
   // A group of one is its link (API); Settings is a menu of its pages.
   await bar.getByRole('button', { name: 'Settings' }).click();
-  await expect(bar.locator('#nav-settings').getByRole('link')).toHaveText(['Parameter groups', 'Object sets', 'Approval policies']);
+  await expect(bar.locator('#nav-settings').getByRole('link')).toHaveText([
+    'Parameter groups',
+    'Object sets',
+    'Approval policies',
+    'Auto-replace policies',
+  ]);
   await page.keyboard.press('Escape');
   await expect(bar.locator('#nav-settings')).toBeHidden();
   // One line: the brand, every group and the user's tools share a row, and nothing wraps.

@@ -211,6 +211,7 @@ test('webhooks: refused when malformed, made with a secret shown once, listed wi
     'herd.two_primaries',
     'herd.no_primary',
     'herd.restore_unverified',
+    'herd.auto_replaced',
     'risk.raised',
     'risk.cleared',
     'approval.requested',

@@ -386,9 +386,10 @@ describe('every declared model', () => {
     await t.db
       .insert(operationTargets)
       .values({ operationId: op!.id, instanceId: someInstance!.id, herdId: someInstance!.herdId, label: 'x' });
-    const { approvalPolicies, environments: envs, objectSets } = await import('@/db/schema');
+    const { approvalPolicies, autoReplacePolicies, environments: envs, objectSets } = await import('@/db/schema');
     const [someEnv] = await t.db.select().from(envs).limit(1);
     await t.db.insert(approvalPolicies).values({ environmentId: someEnv!.id, actions: ['restart'] });
+    await t.db.insert(autoReplacePolicies).values({ environmentId: someEnv!.id, afterSeconds: 600 });
     await t.db.insert(objectSets).values({ name: 'app', declaration: 'role app login' });
     const { loadObject, relationOptions } = await import('./change-form-data');
     for (const def of adminModels) {

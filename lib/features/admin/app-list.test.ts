@@ -30,8 +30,7 @@ describe('appList', () => {
       operations: ['Operations', 'Approvals', 'Rules', 'Risks', 'DR scorecard', 'Pending maintenance'],
       dns: ['DNS records', 'PgBouncers'],
       backups: ['Backup policies', 'Recoverability'],
-      healing: ['Auto-replace policies'],
-      settings: ['Parameter groups', 'Object sets', 'Approval policies'],
+      settings: ['Parameter groups', 'Object sets', 'Approval policies', 'Auto-replace policies'],
       access: ['Role bindings', 'API tokens', 'Audit entries'],
       api: ['API reference'],
     });

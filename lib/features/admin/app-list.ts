@@ -47,8 +47,11 @@ export const appGroups: readonly AppGroupDef[] = [
   },
   { name: 'dns', label: 'DNS and poolers', entries: [dnsRecordsAdmin, poolersAdmin] },
   { name: 'backups', label: 'Backups', entries: [backupPoliciesAdmin, { label: 'Recoverability', href: '/backups' }] },
-  { name: 'healing', label: 'Healing', entries: [autoReplacePoliciesAdmin] },
-  { name: 'settings', label: 'Settings', entries: [parameterGroupsAdmin, objectSetsAdmin, approvalPoliciesAdmin] },
+  {
+    name: 'settings',
+    label: 'Settings',
+    entries: [parameterGroupsAdmin, objectSetsAdmin, approvalPoliciesAdmin, autoReplacePoliciesAdmin],
+  },
   {
     name: 'access',
     label: 'People and access',
