@@ -1,7 +1,7 @@
 // The lab's AWS: moto (`moto_server`, the AWS emulator) on loopback behind the lab's front
 // (aws-front.ts), with an EC2 instance per lab database server (tags for discovery, a type, an
 // availability zone per site). The SDK clients of pgherd talk to the front as their endpoint.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { randomBytes } from 'node:crypto';
 import { freePort } from './ports';
-import { type Identity } from './proc';
+import { sleep, throwIfCancelled, type Identity } from './proc';
 import { issueCertificate, type LabCa } from './tls';
 import { waitFor } from '@/lib/testing/wait';
 import type { AwsFrontConfig } from './aws-front';
@@ -122,6 +122,27 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
+/**
+ * Until the process just started answers at `url`. It is given as long as it lives (a loaded machine, the
+ * suite's lanes all starting at once, took a tsx-compiled front past a fixed 30 s): one that exits first
+ * fails at once with its log's end; one alive that still does not answer after `hangMs` is a hang.
+ */
+async function untilServing(what: string, child: ChildProcess, url: string, logFile: string, hangMs = 180_000): Promise<void> {
+  const ended: { how: string | null } = { how: null };
+  child.once('exit', (code, signal) => (ended.how = `exited ${String(code ?? signal)}`));
+  const deadline = Date.now() + hangMs;
+  for (;;) {
+    throwIfCancelled();
+    if (await answers(url)) return;
+    if (ended.how !== null) {
+      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n') : '';
+      throw new Error(`${what} ${ended.how} before it answered:\n${tail}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${what} runs but has not answered ${url} in ${String(hangMs / 1000)} s`);
+    await sleep(100);
+  }
+}
+
 export async function startAws(
   id: Identity,
   dir: string,
@@ -148,12 +169,13 @@ export async function startAws(
   const motoPort = await freePort();
   const frontPort = await freePort();
   const s3Port = s3 ? await freePort() : 0;
-  const log = openSync(path.join(dir, 'log', 'moto.log'), 'a');
+  const logFile = path.join(dir, 'log', 'moto.log');
+  const log = openSync(logFile, 'a');
   const moto = spawn(motoServerPath(), ['-H', '127.0.0.1', '-p', String(motoPort)], { detached: true, stdio: ['ignore', log, log] });
   moto.unref();
   track({ name: 'moto', pid: moto.pid!, program: 'moto_server', signal: 'SIGTERM' });
   const motoUrl = `http://127.0.0.1:${motoPort}`;
-  await waitFor('moto_server', async () => ((await answers(`${motoUrl}/moto-api/`)) ? true : undefined), 30_000);
+  await untilServing('moto_server', moto, `${motoUrl}/moto-api/`, logFile);
 
   const credentials = { accessKeyId: 'lab', secretAccessKey: 'lab' };
   const ec2 = new EC2Client({ endpoint: motoUrl, region: LAB_REGION, credentials });
@@ -321,7 +343,7 @@ export async function startAws(
   front.unref();
   track({ name: 'aws-front', pid: front.pid!, program: 'aws-front.ts', signal: 'SIGTERM' });
   const endpoint = `http://127.0.0.1:${frontPort}`;
-  await waitFor('the lab AWS front', async () => ((await answers(`${endpoint}/moto-api/`)) ? true : undefined), 30_000);
+  await untilServing('the lab AWS front', front, `${endpoint}/moto-api/`, logFile);
   let labS3: LabS3 | undefined;
   if (s3) {
     const buckets = Object.fromEntries(s3.environments.map((e) => [e, `pgherd-backups-${e.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`]));
