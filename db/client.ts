@@ -41,7 +41,54 @@ export function createDb(
   // worker mid-step, when pgherd's database restarts). The query in flight fails with the error, and
   // its holder releases the client with it: nothing more to do here.
   pool.on('connect', (client) => client.on('error', () => {}));
-  return { db: drizzle(pool, { schema }), pool };
+  const db = drizzle(pool, { schema });
+  db.transaction = releasingTransactions(pool);
+  return { db, pool };
+}
+
+/**
+ * `db.transaction` that gives its connection back whatever happens. drizzle's own (0.45) sends BEGIN
+ * before the block that releases the connection: a BEGIN that fails (the connection lost as it was
+ * handed out, pgherd's database restarting) keeps the connection checked out for good, and the
+ * process's `pool.end()` then waits for ever (drizzle-orm#6023, #6241, open). It also gives a
+ * connection lost mid-transaction back as healthy. Here the transaction runs on a connection this
+ * function checked out, through one drizzle instance made for transactions (made once: building one
+ * reads the whole schema), which finds its connection for the call in an AsyncLocalStorage.
+ */
+// pg's query_timeout: the client gave up on the statement, which may still run on its connection.
+function timedOut(err: unknown): boolean {
+  for (let e = err as { message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (/Query read timeout/.test(e.message ?? '')) return true;
+  }
+  return false;
+}
+
+function releasingTransactions(pool: pg.Pool): Db['transaction'] {
+  const held = new AsyncLocalStorage<pg.PoolClient>();
+  // Not a Pool (drizzle decides by the class's name): drizzle runs BEGIN, COMMIT and ROLLBACK on it and releases nothing.
+  const onHeld = {
+    query: (...args: Parameters<pg.PoolClient['query']>) => {
+      const client = held.getStore();
+      if (!client) throw new Error('a transaction statement outside its transaction');
+      return (client.query as (...a: unknown[]) => unknown)(...args);
+    },
+  };
+  const txDb = drizzle(onHeld as unknown as pg.Client, { schema });
+  return async (fn, config) => {
+    const client = await pool.connect();
+    let failed: unknown = null;
+    try {
+      return await held.run(client, () => txDb.transaction(fn, config));
+    } catch (err) {
+      failed = err;
+      throw err;
+    } finally {
+      // A connection lost, or one whose statement is still running on the server past the client's
+      // query_timeout, is closed: never given to another.
+      const broken = failed !== null && (isDatabaseUnavailable(failed) || timedOut(failed));
+      client.release(broken ? (failed as Error) : undefined);
+    }
+  };
 }
 
 export function getDb(): Db {

@@ -315,3 +315,84 @@ describe('statements of a running step across a failover of pgherd database', ()
     }
   });
 });
+
+// drizzle's own db.transaction sends BEGIN before the block that gives its connection back
+// (drizzle-orm#6023): a BEGIN that failed kept its connection checked out for good, and the worker's
+// `pool.end()` then waited for ever as it stopped. createDb's transactions give it back on every path.
+describe('a transaction of the plain pool gives its connection back whatever happens', () => {
+  /** A pool of one connection, warmed: a connection kept would leave nothing for the next statement. */
+  async function onePool() {
+    const one = createDb(url, 1);
+    await one.db.execute(sql`SELECT 1`);
+    return one;
+  }
+  /** The next statement on the pool, answered within 5 s or said to have waited for a connection kept. */
+  const nextAnswers = (one: ReturnType<typeof createDb>) =>
+    Promise.race([
+      one.db.execute<{ v: number }>(sql`SELECT 7 AS v`).then((r) => r.rows[0]!.v),
+      new Promise((r) => setTimeout(() => r('waited 5 s: the connection was never given back'), 5000)),
+    ]);
+
+  it('a BEGIN lost with its connection: the transaction fails with the loss, runs nothing, and the pool ends', async () => {
+    const one = await onePool();
+    try {
+      const before = await count();
+      let ran = false;
+      const done = failure(
+        one.db.transaction(async (tx) => {
+          ran = true;
+          await tx.execute(sql`INSERT INTO writes DEFAULT VALUES`);
+        }),
+      );
+      // Before the BEGIN is written (it goes in a later turn): the front's end of every session closes.
+      front.lose();
+      front.open = true;
+      expect(isDatabaseUnavailable(await done)).toBe(true);
+      expect(ran).toBe(false);
+      expect(one.pool.totalCount - one.pool.idleCount).toBe(0);
+      expect(await nextAnswers(one)).toBe(7);
+      expect(await count()).toBe(before);
+    } finally {
+      await one.pool.end();
+    }
+  });
+
+  it('a BEGIN the server refuses: the error is the BEGIN’s, and the connection serves the next statement', async () => {
+    const one = await onePool();
+    try {
+      const err = await failure(one.db.transaction(async () => {}, { isolationLevel: 'no such level' as never }));
+      expect((pgCause(err) as Error).message).toMatch(/syntax error/);
+      expect(one.pool.totalCount - one.pool.idleCount).toBe(0);
+      expect(await nextAnswers(one)).toBe(7);
+    } finally {
+      await one.pool.end();
+    }
+  });
+
+  it('a transaction lost mid-way: nothing of it stays, its connection is closed, the next one commits', async () => {
+    const one = await onePool();
+    try {
+      const before = await count();
+      const text = 'SELECT pg_sleep(0.31)';
+      const done = failure(
+        one.db.transaction(async (tx) => {
+          await tx.execute(sql`INSERT INTO writes DEFAULT VALUES`);
+          await tx.execute(sql.raw(text));
+        }),
+      );
+      await runningBackend(text);
+      front.lose();
+      front.open = true;
+      expect(isDatabaseUnavailable(await done)).toBe(true);
+      expect(one.pool.totalCount - one.pool.idleCount).toBe(0);
+      await one.db.transaction(async (tx) => {
+        await tx.execute(sql`INSERT INTO writes DEFAULT VALUES`);
+        // A savepoint inside it, as drizzle's nested transactions make.
+        await tx.transaction(async (inner) => inner.execute(sql`SELECT 1`));
+      });
+      expect(await count()).toBe(before + 1);
+    } finally {
+      await one.pool.end();
+    }
+  });
+});

@@ -141,7 +141,15 @@ export async function startWorker(cfg: WorkerConfig) {
       choreSet.stopRefresh();
       const phase = { now: 'conductor' };
       const waiting = setInterval(
-        () => logLine('worker.closing', { holder, waitingFor: phase.now, targets: targets.running(), chores: chores.inFlight() }),
+        () =>
+          logLine('worker.closing', {
+            holder,
+            waitingFor: phase.now,
+            targets: targets.running(),
+            chores: chores.inFlight(),
+            // Connections of the pool checked out and not given back: what its end waits for.
+            checkedOut: pool.totalCount - pool.idleCount,
+          }),
         10_000,
       );
       try {
