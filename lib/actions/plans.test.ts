@@ -723,7 +723,7 @@ describe('an action is its plan', () => {
       }
       if (a.on === 'herd' && a.name === 'apply-settings') {
         // shared_buffers (a restart: the replicas, then a switchover) and work_mem (a reload) on every member.
-        const prepared = settingsPrepared(h);
+        const prepared = { members: settingsPrepared(h), where: new Map() };
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
       if (a.on === 'herd' && a.name === 'rotate-credentials') {

@@ -19,7 +19,8 @@
 //   InsufficientDBInstanceCapacity; an identifier listed under `storageFull` says storage-full (and its
 //   Postgres is not touched by anything asked).
 // - ModifyDBParameterGroup is written into the Postgres of every DB instance using the group (ALTER
-//   SYSTEM and a reload) as RDS applies it: `immediate` at once, `pending-reboot` at its RebootDBInstance.
+//   SYSTEM and a reload) as RDS applies it: `immediate` at once, `pending-reboot` at its RebootDBInstance;
+//   until then DescribeDBInstances says the instance's ParameterApplyStatus is `pending-reboot`.
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { binDirOf } from '@/lib/agent/collect';
@@ -210,6 +211,12 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
         );
       if (promoted.has(id)) out = out.replace(/<ReadReplicaSourceDBInstanceIdentifier>[^<]*<\/ReadReplicaSourceDBInstanceIdentifier>/, '');
       for (const r of promoted) out = out.split(`<ReadReplicaDBInstanceIdentifier>${r}</ReadReplicaDBInstanceIdentifier>`).join('');
+      // moto says in-sync whatever the group holds; RDS says pending-reboot while a static value waits.
+      if (pendingParameters.get(id)?.size)
+        out = out.replace(
+          /<ParameterApplyStatus>[^<]*<\/ParameterApplyStatus>/,
+          '<ParameterApplyStatus>pending-reboot</ParameterApplyStatus>',
+        );
       const status = statusOf(id, field(item, 'DBInstanceStatus') ?? '');
       out = out.replace(/<DBInstanceStatus>[^<]*<\/DBInstanceStatus>/, `<DBInstanceStatus>${status}</DBInstanceStatus>`);
       const u = under.get(id);

@@ -36,6 +36,22 @@ interface PlaneBase {
    * the plan's check of bounds, units and choices against pg_settings stands, and `postgres -C` is not run.
    */
   noShell?: string;
+  /**
+   * Read as the plan is made, for the confirmation page: where the values will be written, as facts, or
+   * why they cannot be (refused at planning, nothing changed). The step reads it again as it runs.
+   */
+  whereWritten?(members: InstanceRef[]): Promise<
+    | {
+        facts: { label: string; value: string }[];
+        /**
+         * What the configuration holds now, where it lives outside the members (RDS's groups: each value
+         * in the setting's base unit, a boolean 1 or 0): a value there that differs from the groups' is
+         * written even when every member runs the groups' value (it would run at the next reboot).
+         */
+        held?: Record<string, string>;
+      }
+    | { refused: string }
+  >;
   /** A member restarted into the values written (the action waits for its new start time). */
   restart<S>(m: InstanceRef): ActionStep<S>;
 }

@@ -19,11 +19,12 @@ import { instanceClient } from '@/lib/fleet/pg-access';
 import { observe, waitObserved } from '@/lib/fleet/observe';
 import { lsnToNumber } from '@/lib/adapters/format/lsn';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
+import { errorText } from '@/lib/engine/errors';
 import { judgeDrift, loadSnapshot, loadWantedInputs, recordReading } from '@/lib/fleet/settings/drift-pass';
 import { loadCatalog, majorOf, readSettings } from '@/lib/fleet/settings/read-settings';
 import { wantedSettings } from '@/lib/fleet/settings/wanted';
 import { belowThePrimary, changeWords, planChanges, type MemberChanges, type MemberSettings, type SettingChange } from './apply-plan';
-import { sameValue } from '@/lib/fleet/settings/values';
+import { checkValue, sameValue, show } from '@/lib/fleet/settings/values';
 import { asks, driverOf, lacking, planSwitchoverOf } from '@/lib/actions/drivers';
 import type { HerdPlane, ParameterPlane } from '@/lib/actions/drivers/parameters';
 
@@ -51,14 +52,51 @@ const newState = (): State => ({ over: newSwitchoverState(), startedBefore: new 
 const autoConf = (m: InstanceRef) => `${m.dataDirectory}/postgresql.auto.conf`;
 const keptConf = (m: InstanceRef) => `${m.dataDirectory}/postgresql.auto.conf.pgherd-before-apply`;
 
-/** What the plans read: each member's wanted settings, its last reading, its major's catalogue. */
-type Prepared = Map<number, MemberSettings>;
+/**
+ * What the plans read: each member's wanted settings, its last reading, its major's catalogue (`members`);
+ * and, by herd, where its driver writes them (`where`: its control plane asked, e.g. RDS's groups).
+ */
+interface Prepared {
+  members: Map<number, MemberSettings>;
+  where: Map<number, Awaited<ReturnType<NonNullable<ParameterPlane['whereWritten']>>> | { unread: string }>;
+}
+
+/** How long the plan waits for a control plane to say where the values go (RDS's API): the page is waited on. */
+const WHERE_READ_MS = 10_000;
 
 async function prepare(herds: HerdRef[], db: Db): Promise<Prepared> {
+  const [members, where] = await Promise.all([prepareMembers(herds, db), prepareWhere(herds)]);
+  return { members, where };
+}
+
+async function prepareWhere(herds: HerdRef[]): Promise<Prepared['where']> {
+  const out: Prepared['where'] = new Map();
+  await Promise.all(
+    herds.map(async (h) => {
+      const d = driverOf(h);
+      const plane = d instanceof Refusal ? undefined : d.parameters;
+      if (!plane?.whereWritten) return;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${String(WHERE_READ_MS / 1000)} s`)), WHERE_READ_MS);
+      });
+      try {
+        out.set(h.id, await Promise.race([plane.whereWritten(h.members), late]));
+      } catch (err) {
+        out.set(h.id, { unread: errorText(err) });
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+  return out;
+}
+
+async function prepareMembers(herds: HerdRef[], db: Db): Promise<Prepared['members']> {
   const ids = herds.flatMap((h) => h.members.map((m) => m.id));
   const inputs = await loadWantedInputs(db, ids);
   const catalogs = new Map<number, Awaited<ReturnType<typeof loadCatalog>>>();
-  const out: Prepared = new Map();
+  const out: Prepared['members'] = new Map();
   for (const id of ids) {
     const row = inputs.get(id);
     if (!row) continue;
@@ -211,11 +249,11 @@ function writeStep(mc: MemberChanges): ActionStep<State> {
 }
 
 /** One configuration for the herd (its driver's one write), then every member runs (or waits to restart into) the values. */
-function herdWriteStep(plane: HerdPlane, primary: InstanceRef, plan: MemberChanges[]): ActionStep<State> {
+function herdWriteStep(plane: HerdPlane, primary: InstanceRef, plan: MemberChanges[], outside: SettingChange[]): ActionStep<State> {
   const first = plan.find((mc) => mc.changes.length) ?? plan[0];
   const w = plane.writeHerd(
     primary,
-    first?.changes ?? [],
+    [...(first?.changes ?? []), ...outside],
     plan.map((mc) => mc.member),
   );
   return {
@@ -378,17 +416,20 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
   if (!plane) return lacking(d, 'set-parameters');
   const unready = plane.unready?.(h.members);
   if (unready) return refuse('settings', unready);
-  const p = planChanges(h.members, prepared, {
+  const where = prepared.where.get(h.id);
+  if (where && 'refused' in where) return refuse('settings', `${where.refused}; nothing was changed`);
+  const p = planChanges(h.members, prepared.members, {
     primaryFirst: params.primaryFirst === true,
     ...(plane.keeps ? { keeps: plane.keeps } : {}),
     ...(plane.scope === 'herd' ? { oneConfig: plane.oneConfig } : {}),
   });
   if (!p.ok) return refuse('settings', p.problems.join('; '));
   const { members: plan, primary } = p;
+  const outside = where && 'facts' in where && where.held ? heldElsewhere(plan, prepared.members, primary, where.held) : [];
   const writes = plan.filter((mc) => mc.changes.length);
   const replicas = plan.filter((mc) => mc.member.id !== primary.id && mc.restart).sort((a, b) => a.member.id - b.member.id);
   const primaryRestart = plan.some((mc) => mc.member.id === primary.id && mc.restart);
-  if (!writes.length && !replicas.length && !primaryRestart)
+  if (!writes.length && !replicas.length && !primaryRestart && !outside.length)
     return refuse('not-applicable', 'every member already runs what its groups say');
   const inPlace = primaryRestart && params.primaryFirst;
   // No switchover on this control plane: the primary restarts in place, after the replicas.
@@ -405,7 +446,7 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
   return {
     steps: [
       checkStep(h, plan, plane),
-      ...writeSteps(plane, primary, plan, writes),
+      ...writeSteps(plane, primary, plan, writes, outside),
       ...(inPlace ? primaryInPlaceSteps(h, plane, primary) : []),
       ...replicas.flatMap((mc) => restartSteps(plane, mc.member)),
       ...over,
@@ -421,14 +462,70 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
         : []),
       ...(p.lowering.length ? [`lowered with the primary first: ${p.lowering.join(', ')}`] : []),
     ],
-    facts: applyFacts(plane, plan, order, bySwitchover),
+    facts: [
+      ...applyFacts(plane, plan, order, bySwitchover),
+      ...(where && 'facts' in where ? where.facts : []),
+      ...(outside.length
+        ? [
+            {
+              label: 'Only where the configuration is kept',
+              value: `${outside.map((c) => `${c.name} ${c.words}`).join(', ')}: every member runs pgherd's value already, and would run the other at its next reboot; written back, no member restarted for it`,
+            },
+          ]
+        : []),
+      ...(where && 'unread' in where
+        ? [{ label: 'Where the values go', value: `not read when the plan was made (${where.unread}): read when the step runs` }]
+        : []),
+    ],
   };
 }
 
 /** The values written: the herd's one write where its driver keeps one configuration for all, else each member's own. */
-function writeSteps(plane: ParameterPlane, primary: InstanceRef, plan: MemberChanges[], writes: MemberChanges[]): ActionStep<State>[] {
-  if (plane.scope === 'herd') return writes.length ? [herdWriteStep(plane, primary, plan)] : [];
+function writeSteps(
+  plane: ParameterPlane,
+  primary: InstanceRef,
+  plan: MemberChanges[],
+  writes: MemberChanges[],
+  outside: SettingChange[],
+): ActionStep<State>[] {
+  if (plane.scope === 'herd') return writes.length || outside.length ? [herdWriteStep(plane, primary, plan, outside)] : [];
   return writes.map(writeStep);
+}
+
+/**
+ * The settings whose value where the herd's configuration is kept (RDS's group: `held`, base unit, a
+ * boolean 1 or 0) is not the groups', while every member runs the groups' value: what runs is right, and
+ * the other value would run at the next reboot. Changes from the held value to the groups'.
+ */
+function heldElsewhere(
+  plan: MemberChanges[],
+  settings: Map<number, MemberSettings>,
+  primary: InstanceRef,
+  held: Record<string, string>,
+): SettingChange[] {
+  const mine = settings.get(primary.id);
+  if (!mine) return [];
+  const changing = new Set(plan.flatMap((mc) => mc.changes.map((c) => c.name)));
+  const out: SettingChange[] = [];
+  for (const [name, w] of mine.wanted) {
+    const meta = mine.catalog.get(name);
+    const raw = held[name];
+    if (changing.has(name) || !meta || w.value === null || raw === undefined) continue;
+    const checked = checkValue(meta, w.value);
+    if (!checked.ok) continue;
+    const isNow = meta.vartype === 'bool' ? (raw === '1' ? 'on' : raw === '0' ? 'off' : raw) : raw;
+    if (sameValue(meta, checked.value, isNow)) continue;
+    out.push({
+      name,
+      from: isNow,
+      to: checked.value,
+      write: w.value,
+      words: `${show(meta, isNow)} -> ${show(meta, checked.value)}`,
+      restart: meta.context === 'postmaster',
+      vartype: meta.vartype,
+    });
+  }
+  return out;
 }
 
 /** The primary restarted in place, before the replicas; then every replica replays past its restart. */
@@ -455,7 +552,7 @@ function switchoverRestartSteps(
   // Once switched over, the candidate is the primary every other member must not be below.
   const pair = switchoverPair(h);
   if (typeof pair !== 'string') {
-    const below = belowThePrimary(plan, prepared, pair.cand.id);
+    const below = belowThePrimary(plan, prepared.members, pair.cand.id);
     if (below.length) return refuse('settings', below.join('; '));
   }
   if (over.refused) return refuse(over.refused.code, `the switchover that restarts the primary: ${over.refused.reason}`);

@@ -4,6 +4,7 @@
 import {
   CreateDBInstanceReadReplicaCommand,
   DescribeDBInstancesCommand,
+  DescribeDBParametersCommand,
   ModifyDBInstanceCommand,
   ModifyDBParameterGroupCommand,
   PromoteReadReplicaCommand,
@@ -39,6 +40,11 @@ export interface RdsInstance {
   allocatedStorageGiB: number;
   storageType: string;
   parameterGroup: string;
+  /**
+   * Whether the instance runs what its DB parameter group holds: `in-sync`, `pending-reboot` (a static
+   * value waits for its reboot), `applying`; '' when RDS says nothing.
+   */
+  parameterApplyStatus: string;
   /** The instance it replicates from (its identifier; an ARN for a source in another region), or null for a source. */
   sourceIdentifier: string | null;
   replicaIdentifiers: string[];
@@ -65,6 +71,7 @@ export function rdsInstance(d: DBInstance, region: string): RdsInstance {
     allocatedStorageGiB: d.AllocatedStorage ?? 0,
     storageType: d.StorageType ?? '',
     parameterGroup: d.DBParameterGroups?.[0]?.DBParameterGroupName ?? '',
+    parameterApplyStatus: d.DBParameterGroups?.[0]?.ParameterApplyStatus ?? '',
     sourceIdentifier: d.ReadReplicaSourceDBInstanceIdentifier ?? null,
     replicaIdentifiers: d.ReadReplicaDBInstanceIdentifiers ?? [],
     pendingClass: d.PendingModifiedValues?.DBInstanceClass ?? null,
@@ -262,6 +269,39 @@ export interface RdsParameterChange {
   name: string;
   value: string;
   applyMethod: 'immediate' | 'pending-reboot';
+}
+
+/** A parameter a DB parameter group holds, as DescribeDBParameters says it (the value in the setting's base unit, a boolean 1 or 0). */
+export interface RdsGroupParameter {
+  name: string;
+  value: string;
+  /** `static` (at the next reboot) or `dynamic`. */
+  applyType: string;
+}
+
+/**
+ * The parameters someone set in `group` (Source `user`: what is not the engine's default), page after page.
+ * A parameter listed without a value is one RDS lists and nobody set: left out.
+ */
+export async function describeRdsParameters(client: RDSClient, group: string, signal?: AbortSignal): Promise<RdsGroupParameter[]> {
+  const out: RdsGroupParameter[] = [];
+  let marker: string | undefined;
+  do {
+    const page = await client.send(
+      new DescribeDBParametersCommand({
+        DBParameterGroupName: group,
+        Source: 'user',
+        MaxRecords: 100,
+        ...(marker ? { Marker: marker } : {}),
+      }),
+      opts(signal),
+    );
+    for (const p of page.Parameters ?? [])
+      if (p.ParameterName && p.ParameterValue !== undefined && (p.Source ?? 'user') === 'user')
+        out.push({ name: p.ParameterName, value: p.ParameterValue, applyType: p.ApplyType ?? '' });
+    marker = page.Marker;
+  } while (marker);
+  return out;
 }
 
 /**

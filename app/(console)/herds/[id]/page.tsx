@@ -20,6 +20,8 @@ import { HerdObjects } from '@/components/herds/herd-objects';
 import { herdObjectsView } from '@/lib/features/objects/herd-objects-view';
 import { HerdSettings } from '@/components/herds/herd-settings';
 import { herdSettingsView } from '@/lib/features/settings/herd-settings-view';
+import { recentRdsGroupsView } from '@/lib/features/settings/rds-groups-view';
+import { RdsGroups } from '@/components/herds/rds-groups';
 
 /** A time from the URL (?changesFrom=2026-11-25T02:00:00Z); anything else: the default. */
 function timeParam(v: string | string[] | undefined): Date | undefined {
@@ -54,6 +56,7 @@ export default async function HerdPage({
   const owed = await owedNow(getDb(), { herdIds: [herd.id] });
   const settings = await herdSettingsView(getDb(), herd.id, { from: timeParam(q.changesFrom), to: timeParam(q.changesTo) });
   const objects = await herdObjectsView(getDb(), herd.id);
+  const rdsGroups = await recentRdsGroupsView(getDb(), herd.id);
   // A member on an earlier timeline than the one primary cannot follow it as it is (a switchover refuses it).
   const primaryTimeline = primaries.length === 1 ? (primaries[0]?.observed.timeline ?? null) : null;
   return (
@@ -143,6 +146,7 @@ export default async function HerdPage({
         canAcceptIntoGroup={can(access, 'admin', null)}
         accept={acceptDriftAction}
       />
+      {rdsGroups && <RdsGroups view={rdsGroups} />}
 
       <HerdObjects herdId={herd.id} view={objects} canApply={can(access, 'admin', herd.environmentId)} accept={acceptObjectsAction} />
 

@@ -2,13 +2,21 @@
 // a dynamic parameter applied at once and a static one at the member's next reboot (RebootDBInstance),
 // as RDS does. RDS gives no ALTER SYSTEM to its master user and no file: the group is the one place.
 import { rdsClient } from '@/lib/adapters/aws/config';
-import { describeRdsPostgres, modifyRdsParameterGroup, rdsWaitBounds, rebootRds, type RdsParameterChange } from '@/lib/adapters/aws/rds';
+import {
+  describeRdsParameters,
+  describeRdsPostgres,
+  modifyRdsParameterGroup,
+  rdsWaitBounds,
+  rebootRds,
+  type RdsInstance,
+  type RdsParameterChange,
+} from '@/lib/adapters/aws/rds';
 import { errorText } from '@/lib/engine/errors';
 import type { ActionStep } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { refuse } from '@/lib/fleet/refusal';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
 import type { HerdChange, ParameterPlane } from '../parameters';
 import { waitRdsNoted } from './steps';
 
@@ -29,40 +37,75 @@ const RDS_KEEPS = new Set([
   'wal_level',
 ]);
 
+/** The DB parameter groups of `members` (one region) as RDS has them now, each with the members that use it. */
+interface GroupsRead {
+  groups: Map<string, RdsInstance[]>;
+  /** Why a change of them is refused (nothing changed), or null. */
+  refused: string | null;
+}
+
 /**
- * The DB parameter groups of `members` (one region), read from RDS now; throws, nothing changed, when one
- * cannot be changed: RDS's default groups, and a group another DB instance uses too (a change of it would
- * reach that instance, whatever its herd or environment).
+ * Reads the groups `members` use from RDS now. A change is refused: for a member RDS does not know or
+ * that names no group; for one of RDS's default groups; and for a group another DB instance uses too (a
+ * change of it would reach that instance, whatever its herd or environment).
  */
-async function groupsOf(members: InstanceRef[], region: string, signal: AbortSignal): Promise<string[]> {
-  const client = rdsClient(region);
-  const everyone = await describeRdsPostgres(client, region);
+async function readGroups(members: InstanceRef[], region: string): Promise<GroupsRead> {
+  const everyone = await describeRdsPostgres(rdsClient(region), region);
   const ours = new Set(members.map((m) => m.rds?.identifier ?? ''));
-  const groups = new Map<string, string[]>();
+  const groups = new Map<string, RdsInstance[]>();
   for (const m of members) {
     const live = everyone.find((i) => i.identifier === m.rds?.identifier);
-    if (!live) throw refuse('cloud', `RDS does not know ${m.rds?.identifier ?? m.label} in ${region}; nothing was changed`);
-    if (!live.parameterGroup) throw refuse('cloud', `RDS names no DB parameter group for ${live.identifier}; nothing was changed`);
-    groups.set(live.parameterGroup, [...(groups.get(live.parameterGroup) ?? []), live.identifier]);
+    if (!live) return { groups, refused: `RDS does not know ${m.rds?.identifier ?? m.label} in ${region}` };
+    if (!live.parameterGroup) return { groups, refused: `RDS names no DB parameter group for ${live.identifier}` };
+    groups.set(live.parameterGroup, [...(groups.get(live.parameterGroup) ?? []), live]);
   }
-  if (signal.aborted) throw new Error('stopped before the DB parameter group was changed');
   const defaults = [...groups].filter(([g]) => g.startsWith('default.'));
-  if (defaults.length)
-    throw refuse(
-      'not-applicable',
-      `${defaults.map(([g, ids]) => `${ids.join(', ')} use${ids.length === 1 ? 's' : ''} ${g}`).join('; ')}: RDS's default parameter groups cannot be changed; give the herd's members a group of its own (ModifyDBInstance --db-parameter-group-name), then apply the settings; nothing was changed`,
-    );
+  if (defaults.length) {
+    const who = defaults.map(([g, used]) => `${used.map((i) => i.identifier).join(', ')} use${used.length === 1 ? 's' : ''} ${g}`);
+    return {
+      groups,
+      refused: `${who.join('; ')}: RDS's default parameter groups cannot be changed; give the herd's members a group of its own (ModifyDBInstance --db-parameter-group-name), then apply the settings`,
+    };
+  }
   const shared = [...groups.keys()].flatMap((g) => {
     const others = everyone.filter((i) => i.parameterGroup === g && !ours.has(i.identifier)).map((i) => i.identifier);
     return others.length ? [`${g} is also the group of ${others.join(', ')}`] : [];
   });
   if (shared.length)
-    throw refuse(
-      'not-applicable',
-      `${shared.join('; ')}: a change of it would reach ${shared.length === 1 ? 'them' : 'those'} too, outside this herd; give the herd a group of its own; nothing was changed`,
-    );
-  return [...groups.keys()];
+    return {
+      groups,
+      refused: `${shared.join('; ')}: a change of it would reach ${shared.length === 1 ? 'them' : 'those'} too, outside this herd; give the herd a group of its own`,
+    };
+  return { groups, refused: null };
 }
+
+/** The one region of `members`, or why there is none. */
+function regionOf(members: InstanceRef[]): string | Refusal {
+  const regions = [...new Set(members.map((m) => m.rds?.region ?? ''))];
+  const [region] = regions;
+  if (regions.length !== 1 || !region)
+    return refuse(
+      'not-applicable',
+      `the herd's members are in ${regions.join(', ') || 'no region'}: one DB parameter group change is one region's`,
+    );
+  return region;
+}
+
+/** The groups a step changes, read again as it runs: throws, nothing changed, when a change of them is refused. */
+async function groupsOf(members: InstanceRef[], region: string, signal: AbortSignal): Promise<string[]> {
+  const read = await readGroups(members, region);
+  if (signal.aborted) throw new Error('stopped before the DB parameter group was changed');
+  if (read.refused) throw refuse(read.refused.startsWith('RDS ') ? 'cloud' : 'not-applicable', `${read.refused}; nothing was changed`);
+  return [...read.groups.keys()];
+}
+
+/** What a member's ParameterApplyStatus says, in words. */
+const applyStatusWords = (i: RdsInstance) =>
+  i.parameterApplyStatus === 'in-sync'
+    ? 'runs what the group holds'
+    : i.parameterApplyStatus === 'pending-reboot'
+      ? 'a value of the group waits for its reboot'
+      : i.parameterApplyStatus || 'RDS says nothing of it';
 
 /**
  * A value as an RDS parameter group takes it: a number in the setting's own unit (pg_settings' value:
@@ -93,6 +136,25 @@ export const rdsParameters: ParameterPlane = {
       : null;
   },
   pendsOutside: 'RDS keeps a static value in the group until the member reboots',
+  whereWritten: async (members) => {
+    const region = regionOf(members);
+    if (region instanceof Refusal) return { refused: region.reason };
+    const read = await readGroups(members, region);
+    if (read.refused) return { refused: read.refused };
+    const parameters = new Map(
+      await Promise.all([...read.groups.keys()].map(async (g) => [g, await describeRdsParameters(rdsClient(region), g)] as const)),
+    );
+    // What the groups hold (one group, as a herd's members share one; several: the first's value of each).
+    const held: Record<string, string> = {};
+    for (const ps of parameters.values()) for (const x of ps) held[x.name] ??= x.value;
+    return {
+      held,
+      facts: [...read.groups].map(([g, used]) => ({
+        label: `DB parameter group ${g}`,
+        value: `used by ${used.map((i) => `${i.identifier} (${applyStatusWords(i)})`).join(', ')} and no other DB instance of ${region}; ${String(parameters.get(g)?.length ?? 0)} parameter(s) set in it now; read again when the step runs`,
+      })),
+    };
+  },
   writeHerd: (primary, changes, members) => ({
     name: 'change the DB parameter group',
     does: {
@@ -104,13 +166,8 @@ export const rdsParameters: ParameterPlane = {
       .map((c) => `${c.name} = ${c.write}${c.restart ? ' (at the reboot)' : ''}`)
       .join(', ')}; should RDS refuse part of it, what was taken is put back`,
     write: async (x) => {
-      const regions = [...new Set(members.map((m) => m.rds?.region ?? ''))];
-      const [region] = regions;
-      if (regions.length !== 1 || !region)
-        throw refuse(
-          'not-applicable',
-          `the herd's members are in ${regions.join(', ') || 'no region'}: one DB parameter group change is one region's; nothing was changed`,
-        );
+      const region = regionOf(members);
+      if (region instanceof Refusal) throw refuse(region.code, `${region.reason}; nothing was changed`);
       for (const m of members) {
         const r = m.rds;
         if (!r) throw refuse('not-applicable', `${m.label} is not an RDS DB instance; nothing was changed`);

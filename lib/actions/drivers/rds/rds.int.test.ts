@@ -14,6 +14,7 @@ import {
   CreateDBParameterGroupCommand,
   DescribeDBParametersCommand,
   ModifyDBInstanceCommand,
+  ModifyDBParameterGroupCommand,
   PromoteReadReplicaCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
@@ -53,6 +54,7 @@ import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 import { crash } from '@/lib/lab/faults';
 import { powerOffAction, powerOnAction } from '@/lib/actions/cloud/power.action';
 import { applySettingsAction } from '@/lib/actions/parameters/apply-settings.action';
+import { rdsGroupsView } from '@/lib/features/settings/rds-groups-view';
 import { loadAccess, type Actor } from '@/lib/engine/access';
 import { fireRequested } from '@/lib/features/rules/fire';
 import { ruleBody } from '@/lib/features/rules/rule-body';
@@ -825,6 +827,13 @@ describe('settings through the DB parameter group', () => {
     await db.update(herds).set({ settingOverrides: "work_mem = '6MB'\nshared_buffers = '48MB'" }).where(eq(herds.id, reports));
     const p = await planOperation(db, SYSTEM_ACCESS, applySettingsAction, [reports], {});
     expect(p.targets[0]!.refused).toBeUndefined();
+    // The confirmation page names the group, read from RDS as the plan was made, and who uses it.
+    const groupName = (await classOf(member(0).identifier)).parameterGroup;
+    expect(p.targets[0]!.facts?.find((f) => f.label === `DB parameter group ${groupName}`)?.value).toMatch(
+      new RegExp(
+        `^used by ${herd.members.map((m) => `${m.identifier} \\(runs what the group holds\\)`).join(', ')} and no other DB instance of `,
+      ),
+    );
     const order = p.targets[0]!.facts?.find((f) => f.label === 'In order')?.value ?? '';
     // The replicas first, the primary in place last: RDS has no switchover within a herd.
     expect(order).toMatch(new RegExp(`restart .*${member(1).identifier}.*restart .*${member(0).identifier}[^,;]* in place`));
@@ -848,14 +857,75 @@ describe('settings through the DB parameter group', () => {
     expect(r.steps.filter((s) => /RDS reboot$/.test(s.name)).map((s) => s.stdoutTail)).toEqual(
       herd.members.map(() => expect.stringMatching(/RDS said: rebooting -> available/)),
     );
+    // The herd page's view of the group: it holds what pgherd's groups say, every member runs it.
+    const view = await rdsGroupsView(db, reports);
+    expect(view).toEqual({
+      region: expect.any(String),
+      groups: [
+        {
+          name: group,
+          members: herd.members.map((m) => ({ label: expect.any(String), identifier: m.identifier, applyStatus: 'in-sync' })),
+          drift: [],
+          outside: [],
+        },
+      ],
+    });
   }, 240_000);
 
-  it('refuses a group another DB instance uses too (a staging herd’s change would reach it): nothing changes', async () => {
+  it('a group changed in RDS outside pgherd: the herd page shows it, the members pending their reboot; Apply writes the group back, no reboot', async () => {
+    const reports = await herdIdOf('reports');
+    const group = (await classOf(member(0).identifier)).parameterGroup;
+    // Someone changes the group in the RDS console: a static value pgherd's groups say (64MB for 48MB),
+    // and one no pgherd group names.
+    await rds().send(
+      new ModifyDBParameterGroupCommand({
+        DBParameterGroupName: group,
+        Parameters: [
+          { ParameterName: 'shared_buffers', ParameterValue: '8192', ApplyMethod: 'pending-reboot' },
+          { ParameterName: 'log_min_duration_statement', ParameterValue: '250', ApplyMethod: 'immediate' },
+        ],
+      }),
+    );
+    const view = await rdsGroupsView(db, reports);
+    if (!view || 'error' in view) throw new Error(`no view: ${JSON.stringify(view)}`);
+    const [g] = view.groups;
+    expect(g!.members.map((m) => m.applyStatus)).toEqual(herd.members.map(() => 'pending-reboot'));
+    expect(g!.drift).toEqual([{ name: 'shared_buffers', wanted: '48MB', from: 'herd override', inGroup: '64MB' }]);
+    expect(g!.outside).toEqual([{ name: 'log_min_duration_statement', value: '250ms' }]);
+    // Every member still runs 48MB: Apply plans the group's value back, and no reboot.
+    await readSettingsNow();
+    const before = await Promise.all(herd.members.map(startedAt));
+    const p = await planOperation(db, SYSTEM_ACCESS, applySettingsAction, [reports], {});
+    expect(p.targets[0]!.refused).toBeUndefined();
+    expect(p.targets[0]!.facts?.find((f) => f.label === 'Only where the configuration is kept')?.value).toMatch(
+      /^shared_buffers 64MB -> 48MB: /,
+    );
+    const r = await applySettings(reports);
+    expect(r.op.status, stepsOf(r)).toBe('succeeded');
+    expect(r.steps.filter((s) => /RDS reboot$/.test(s.name))).toEqual([]);
+    const said = await rds().send(new DescribeDBParametersCommand({ DBParameterGroupName: group }));
+    expect(said.Parameters?.find((x) => x.ParameterName === 'shared_buffers')?.ParameterValue).toBe('6144');
+    expect(await Promise.all(herd.members.map(startedAt))).toEqual(before);
+    // The setting no pgherd group names is left as it is, and still shown.
+    const again = await rdsGroupsView(db, reports);
+    expect(again && 'groups' in again ? again.groups[0]!.outside : null).toEqual([{ name: 'log_min_duration_statement', value: '250ms' }]);
+    expect(again && 'groups' in again ? again.groups[0]!.drift : null).toEqual([]);
+  }, 240_000);
+
+  it('refuses a group another DB instance uses too (a staging herd’s change would reach it), at planning and at submission: nothing changes', async () => {
     const soloHerd = await herdIdOf('solo');
     const reportsGroup = (await classOf(member(0).identifier)).parameterGroup;
-    await rds().send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: solo.identifier, DBParameterGroupName: reportsGroup }));
-    await readSettingsNow();
     await db.update(herds).set({ settingOverrides: "work_mem = '9MB'" }).where(eq(herds.id, soloHerd));
+    await readSettingsNow();
+    // Planned while solo has a group of its own: the page names it as solo's alone.
+    const early = await planOperation(db, SYSTEM_ACCESS, applySettingsAction, [soloHerd], {});
+    expect(early.targets[0]!.refused).toBeUndefined();
+    const soloGroup = (await classOf(solo.identifier)).parameterGroup;
+    expect(early.targets[0]!.facts?.find((f) => f.label === `DB parameter group ${soloGroup}`)?.value).toMatch(
+      new RegExp(`^used by ${solo.identifier} \\(.*\\) and no other DB instance`),
+    );
+    // Then, before the confirmation, solo is given the reports herd's group.
+    await rds().send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: solo.identifier, DBParameterGroupName: reportsGroup }));
     const said = async () =>
       new Map(
         ((await rds().send(new DescribeDBParametersCommand({ DBParameterGroupName: reportsGroup }))).Parameters ?? []).map((x) => [
@@ -866,11 +936,16 @@ describe('settings through the DB parameter group', () => {
     const groupBefore = await said();
     const running = () => Promise.all([...herd.members, solo].map((m) => show(m, 'work_mem')));
     const runningBefore = await running();
-    const r = await applySettings(soloHerd);
-    expect(r.op.status).toBe('failed');
-    expect(r.targets[0]!.error).toMatch(
-      new RegExp(`${reportsGroup} is also the group of ${herd.members.map((m) => m.identifier).join(', ')}: .*nothing was changed`),
+    const sharing = new RegExp(
+      `${reportsGroup} is also the group of ${herd.members.map((m) => m.identifier).join(', ')}: .*nothing was changed`,
     );
+    // The plan confirmed before: not taken (RDS read again as it is submitted), nothing queued.
+    await expect(submitPlanned(db, worker!.queue, applySettingsAction, { herdIds: [soloHerd] }, {}, early)).rejects.toThrow(
+      /the inventory changed since this plan was made; review the new plan/,
+    );
+    // The new plan: refused on the confirmation page.
+    const p = await planOperation(db, SYSTEM_ACCESS, applySettingsAction, [soloHerd], {});
+    expect(p.targets[0]!.refused).toMatch(sharing);
     expect(await said()).toEqual(groupBefore);
     expect(await running()).toEqual(runningBefore);
   }, 120_000);
@@ -891,9 +966,8 @@ describe('settings through the DB parameter group', () => {
     await db.update(herds).set({ settingOverrides: "work_mem = '7MB'" }).where(eq(herds.id, soloHerd));
     await readSettingsNow();
     const was = await show(solo, 'work_mem');
-    const r = await applySettings(soloHerd);
-    expect(r.op.status).toBe('failed');
-    expect(r.targets[0]!.error).toMatch(
+    const p = await planOperation(db, SYSTEM_ACCESS, applySettingsAction, [soloHerd], {});
+    expect(p.targets[0]!.refused).toMatch(
       /uses default\.postgres15: RDS's default parameter groups cannot be changed; .*nothing was changed/,
     );
     expect(await show(solo, 'work_mem')).toEqual(was);

@@ -140,6 +140,39 @@ export const herdSettingsRoute = defineRoute({
           }),
         ),
         differing: z.array(z.object({ name: z.string(), values: z.array(z.object({ label: z.string(), value: z.string() })) })),
+        rdsGroups: z
+          .union([
+            z.object({
+              region: z.string(),
+              groups: z.array(
+                z.object({
+                  name: z.string(),
+                  members: z.array(
+                    z.object({
+                      label: z.string(),
+                      identifier: z.string(),
+                      applyStatus: z.string().meta({ description: "RDS's ParameterApplyStatus: in-sync, pending-reboot, applying" }),
+                    }),
+                  ),
+                  drift: z.array(
+                    z.object({
+                      name: z.string(),
+                      wanted: z.string(),
+                      from: z.string(),
+                      inGroup: z.string().nullable().meta({ description: "Null: not set in the group (RDS's default applies)" }),
+                    }),
+                  ),
+                  outside: z.array(z.object({ name: z.string(), value: z.string() })),
+                }),
+              ),
+            }),
+            z.object({ error: z.string() }),
+          ])
+          .nullable()
+          .meta({
+            description:
+              "An RDS herd's DB parameter groups as RDS has them now (read at most every 30 s): what each holds against pgherd's groups, what was set in it outside them, and each member's ParameterApplyStatus; null for a herd with no RDS member (docs/rds.md).",
+          }),
       }),
     },
   },

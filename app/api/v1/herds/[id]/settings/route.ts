@@ -3,8 +3,9 @@ import { getDb } from '@/db/client';
 import { apiUser, handle, pathId } from '@/lib/features/api/respond';
 import { visibleHerd } from '@/lib/features/api/fleet-config';
 import { herdSettingsView } from '@/lib/features/settings/herd-settings-view';
+import { recentRdsGroupsView } from '@/lib/features/settings/rds-groups-view';
 
-/** GET /api/v1/herds/{id}/settings: each member's drift against its groups, and what differs between members. */
+/** GET /api/v1/herds/{id}/settings: each member's drift against its groups, what differs between members, an RDS herd's DB parameter groups. */
 export const GET = handle(async (req, ctx) => {
   const user = await apiUser(req, 'read');
   const id = pathId((await ctx.params).id);
@@ -28,5 +29,6 @@ export const GET = handle(async (req, ctx) => {
       })),
     })),
     differing: v.differing,
+    rdsGroups: await recentRdsGroupsView(db, id),
   });
 });
