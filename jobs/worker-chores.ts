@@ -92,7 +92,14 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     });
     c.on('notification', (n) => {
       if (n.channel === PREEMPT_CHANNEL)
-        return void preemptHere(db, n.payload ?? '').catch((err: unknown) => quietly('preempt.error', { error: errorText(err) }));
+        return void preemptHere(db, n.payload ?? '').then(
+          // A NOTIFY the rows do not back (any role on pgherd's database can send one): said, not obeyed.
+          (v) =>
+            v.verdict === 'refused'
+              ? quietly('preempt.refused', { holder: v.holder, by: v.by, payload: n.payload?.slice(0, 80) })
+              : undefined,
+          (err: unknown) => quietly('preempt.error', { error: errorText(err) }),
+        );
       if (n.channel === NOTIFICATIONS_CHANNEL) return void x.runner().ask('notifications', 'notify');
       const runId = n.channel === RULES_CHANNEL ? /^run:(\d+)$/.exec(n.payload ?? '')?.[1] : undefined;
       // Run now: its job (the same id as the one the console adds, so it runs once).

@@ -16,6 +16,7 @@ import { submitOperation } from '@/lib/engine/submit';
 import { cancelOperation, retryInput } from '@/lib/features/operations/operation-control';
 import { sql } from 'drizzle-orm';
 import { startWorker } from '@/jobs/start-worker';
+import { preemptVerdicts, type PreemptVerdict } from './preempt';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { asks } from '@/lib/actions/drivers';
 import { instances } from '@/db/schema';
@@ -279,9 +280,26 @@ describe('an urgent operation on a busy herd', () => {
     const seed = await submit(seedLike, [m.id]);
     await running(seed.targetId, 'restore');
     // As a hostile role connected to pgherd's database would: the channel, the target, any urgent-looking id.
+    // The worker running the seed hears both and weighs each against the rows: both refused.
+    const refused: [string, number | null][] = [];
+    const heard = new Promise<void>((resolve) => {
+      const on = (v: PreemptVerdict) => {
+        if (v.holder !== seed.targetId) return;
+        refused.push([v.verdict, v.by]);
+        if (refused.length === 2) {
+          preemptVerdicts.off('verdict', on);
+          resolve();
+        }
+      };
+      preemptVerdicts.on('verdict', on);
+    });
     await t.db.execute(sql`SELECT pg_notify('pgherd_preempt', ${`${seed.targetId}:${seed.targetId}`})`);
     await t.db.execute(sql`SELECT pg_notify('pgherd_preempt', ${`${seed.targetId}:999999`})`);
-    await new Promise((r) => setTimeout(r, 1500));
+    await heard;
+    expect(refused).toEqual([
+      ['refused', seed.targetId],
+      ['refused', 999999],
+    ]);
     expect((await targetOf(seed.id)).status).toBe('running');
     expect(did.map((d) => d.what)).toEqual(['seed: folder claimed', 'seed: restoring']);
     const own = await submit(urgentA, [m.id]);

@@ -7,6 +7,7 @@
 // half-done work a cleanup registered before it undoes), runs its cleanups as after a cancel, gives the
 // herd back and ends `preempted`, saying by which operation; it can be planned again from its page.
 // An urgent target never preempts another urgent one: it waits its turn.
+import { EventEmitter } from 'node:events';
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { PreemptedError } from '@/lib/engine/pipeline';
@@ -51,16 +52,36 @@ export function preemptibleHere(targetId: number, stop: (by: number) => void): (
  * so. The notification is only a hint: any role that can connect to pgherd's database can NOTIFY, so the
  * target's row must name an urgent target that still waits or runs.
  */
-export async function preemptHere(db: Db, payload: string): Promise<void> {
+export async function preemptHere(db: Db, payload: string): Promise<PreemptVerdict> {
   const m = /^(\d+):(\d+)$/.exec(payload);
-  if (!m) return;
+  if (!m) return said({ verdict: 'refused', holder: null, by: null });
   const [holder, by] = [Number(m[1]), Number(m[2])];
   const stop = running.get(holder);
-  if (!stop) return;
+  if (!stop) return said({ verdict: 'not-here', holder, by });
   const asked = await db.execute(sql`
     SELECT 1 FROM operation_targets x JOIN operation_targets u ON u.id = x.preempted_by JOIN operations uo ON uo.id = u.operation_id
     WHERE x.id = ${holder} AND u.id = ${by} AND u.urgent AND u.status IN ('queued', 'running') AND NOT uo.cancel_requested`);
-  if (asked.rows.length) stop(by);
+  if (!asked.rows.length) return said({ verdict: 'refused', holder, by });
+  stop(by);
+  return said({ verdict: 'stopped', holder, by });
+}
+
+/**
+ * What a preemption's NOTIFY came to: `stopped` (the row said so), `not-here` (the target does not run
+ * in this process), `refused` (a payload or a row that does not say so: a forgery, or an ask withdrawn).
+ */
+export interface PreemptVerdict {
+  verdict: 'stopped' | 'not-here' | 'refused';
+  holder: number | null;
+  by: number | null;
+}
+
+/** Each verdict as it is reached ('verdict' events), for whoever watches this process (its log, a test). */
+export const preemptVerdicts = new EventEmitter<{ verdict: [PreemptVerdict] }>();
+
+function said(v: PreemptVerdict): PreemptVerdict {
+  preemptVerdicts.emit('verdict', v);
+  return v;
 }
 
 /**

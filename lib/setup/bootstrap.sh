@@ -33,6 +33,12 @@ declare -A NEEDS=(
   # The lab's EBS volumes (lib/lab/volumes.ts): XFS on loop devices, grown by xfs_growfs through sudo.
   [xfsprogs]=/usr/sbin/mkfs.xfs
   [sudo]=/usr/bin/sudo
+  # The lab's whole PostgreSQL 17 (lib/lab/debian-build.ts): Debian 13's packages, their programs pointed
+  # at Debian 13's C library beside them; checked with Debian's archive keys as apt checks them.
+  [patchelf]=/usr/bin/patchelf
+  [gpgv]=/usr/bin/gpgv
+  [debian-archive-keyring]=/usr/share/keyrings/debian-archive-keyring.gpg
+  [xz-utils]=/usr/bin/xz
 )
 # `bootstrap.sh bench`: also Django 3.2's admin, which `npm run bench -- changelist` runs beside pgherd.
 if [ "${1:-}" = bench ]; then
@@ -88,3 +94,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+
+# Debian 13's PostgreSQL 17 for the lab (pg_upgrade, pg_basebackup): once per machine.
+node --import tsx lib/lab/debian-build.ts

@@ -18,6 +18,7 @@ import {
   herds,
   instances,
   launchedInstances,
+  operationSteps,
   operationTargets,
   restoreDrills,
   servers,
@@ -28,7 +29,7 @@ import { startLab, stopLab, PROJECT_ROOT, type LabInfo } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { run as runAsLab, labIdentity } from '@/lib/lab/proc';
-import { runOperation, startTestWorker, waitForOperation, type TestWorker } from '@/lib/testing/operations';
+import { runOperation, startTestWorker, submitPlanned, waitForOperation, type TestWorker } from '@/lib/testing/operations';
 import { planOperation } from '@/lib/engine/plan';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { refreshFleet } from '@/lib/fleet/refresher';
@@ -310,6 +311,19 @@ const dropTable = defineHerdAction({
         },
       },
     ],
+  }),
+});
+
+/** An urgent herd action (as a spot evacuation is): it preempts what holds the herd. */
+const urgentNoop = defineHerdAction({
+  name: 'test-urgent-noop',
+  control: asks(null),
+  label: 'Something urgent (test)',
+  permission: 'operator',
+  dangerous: false,
+  urgent: true,
+  plan: (h) => ({
+    steps: [{ name: 'be urgent', does: { kind: 'test.urgent', herd: h.id }, says: 'nothing, at once', run: async () => undefined }],
   }),
 });
 
@@ -842,6 +856,40 @@ describe('Restore drill', () => {
     console.log(`restore drill: RTO ${String(last.rtoMs)} ms, RPO ${String(last.rpoMs)} ms, ${String(last.restoredBytes)} bytes restored`);
   });
 
+  it('a drill preempted by an urgent operation records no verdict (it proved nothing either way) and leaves nothing', async () => {
+    registerAction(urgentNoop);
+    const before = (await drills()).length;
+    const params = await drillParams(0, 25912);
+    const plan = await planOperation(db, SYSTEM_ACCESS, restoreDrillAction, [herdId], params);
+    const id = await submitPlanned(db, worker.queue, restoreDrillAction, { herdIds: [herdId] }, params, plan);
+    // Past its marker: the drill holds the herd and has something to clean up.
+    await waitFor(
+      'the drill past its marker',
+      async () => {
+        const [t] = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+        const steps = t ? await db.select().from(operationSteps).where(eq(operationSteps.targetId, t.id)) : [];
+        return steps.some((x) => x.name === 'write the marker and archive it' && x.status === 'succeeded') || undefined;
+      },
+      60_000,
+    );
+    const urgent = await runOperation(db, worker.queue, urgentNoop, { herdIds: [herdId] });
+    expect(urgent.op.status).toBe('succeeded');
+    const d = await waitForOperation(db, id, {});
+    expect(d.targets[0]).toMatchObject({
+      status: 'preempted',
+      outcome: expect.stringMatching(/^drill not run to its end: preempted by the urgent target \d+; no verdict recorded$/),
+    });
+    expect((await drills()).length).toBe(before);
+    const left = await runAsLab(labIdentity(), [
+      'sh',
+      '-c',
+      'test -e "$1" && echo left || echo gone',
+      'x',
+      `${path.dirname(params.dataDirectory)}-bk-alpha`,
+    ]);
+    expect(left.stdout.trim()).toBe('gone');
+  }, 120_000);
+
   it('fails, naming the cause, when a WAL segment is gone from the repository; the herd.restore_unverified webhook says so once', async () => {
     const receiver = await startWebhookReceiver();
     const [hook] = await db
@@ -1015,7 +1063,7 @@ describe('Restore drill', () => {
     await judgeRecoverability(db);
     const [h] = await db.select({ since: herds.restoreLapsedSince }).from(herds).where(eq(herds.id, herdId));
     expect(h!.since).toBeNull();
-  });
+  }, 180_000);
 
   it('of several herds at once: each its own folder and port on the scratch server, shown in the plan', async () => {
     const otherAlpha = (

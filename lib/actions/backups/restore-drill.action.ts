@@ -174,6 +174,13 @@ async function onPrimary<T>(primary: InstanceRef, f: (c: ReturnType<typeof insta
 }
 
 /** Writes the drill's figures and verdict (once: the last step, or the cleanup of a drill cut short). */
+/** The urgent target that asked this one to stop, or null. */
+async function preemptedBy(db: Db, targetId: number | undefined): Promise<number | null> {
+  if (targetId === undefined) return null;
+  const r = await db.execute<{ by: number | null }>(sql`SELECT preempted_by::float8 AS by FROM operation_targets WHERE id = ${targetId}`);
+  return r.rows[0]?.by ?? null;
+}
+
 async function record(db: Db, h: HerdRef, x: RunContext<DrillState>, ok: boolean) {
   if (x.state.recorded) return;
   x.state.recorded = true;
@@ -356,6 +363,11 @@ function recordFailureStep(h: HerdRef): ActionStep<DrillState> {
     run: async (x) => {
       if (x.state.recorded) return;
       if (x.state.notRun !== null) return void x.deps.outcome?.(`drill not run: ${x.state.notRun}`);
+      // Stopped by an urgent operation on the herd (lib/engine/preempt.ts): it says nothing of the
+      // herd's backups, so no verdict is recorded; the drill can be planned again.
+      const by = await preemptedBy(x.deps.db, x.deps.targetId);
+      if (by !== null)
+        return void x.deps.outcome?.(`drill not run to its end: preempted by the urgent target ${String(by)}; no verdict recorded`);
       await record(x.deps.db, h, x, false);
       x.deps.outcome?.(`drill failed: ${x.state.cause ?? 'it stopped before it ended'}`);
     },

