@@ -107,7 +107,9 @@ function startReader(i: LabInstance) {
         host = (await resolves(i)) ?? '?';
         const to = byHost.get(host.replace(/\.$/, ''));
         if (!to) throw new Error(`${readName(i)} answers ${host}, no lab server`);
-        const c = new pg.Client({ connectionString: to.dsn, connectionTimeoutMillis: 2000 });
+        // A stopped replica refuses at once (the lab's loopback), and a drained one is not asked: the
+        // bound only keeps a starved machine's slow accept from counting as a failure of the drain.
+        const c = new pg.Client({ connectionString: to.dsn, connectionTimeoutMillis: 10_000 });
         c.on('error', () => {});
         await c.connect();
         try {
@@ -175,12 +177,8 @@ describe('resize a replica', () => {
     expect(audited).toEqual([{ label: `${r.server} (operation #${op.id})` }]);
     expect(await streaming(r)).toBe('streaming');
     expect(await resolves(r)).toBe(r.server);
-    // The reader: never a failed query on the replica resized (the drain), and nothing refused or cut
-    // anywhere; served elsewhere while the replica was away. A connection to another, healthy replica
-    // that took more than the reader's 2 s to be accepted (a starved machine) is not the resize's.
-    expect(reader.log.filter((q) => !q.ok && (q.host.replace(/\.$/, '') === r.server || !/^timeout expired$/.test(q.error ?? '')))).toEqual(
-      [],
-    );
+    // The reader: never a failed query; served elsewhere while the replica was away.
+    expect(reader.log.filter((q) => !q.ok)).toEqual([]);
     expect(reader.log.some((q) => q.host !== r.server)).toBe(true);
   }, 240_000);
 
