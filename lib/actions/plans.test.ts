@@ -814,6 +814,18 @@ describe('an action is its plan', () => {
         ]);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
+      if (a.on === 'herd' && a.name === 'upgrade-in-place') {
+        // Every member's host has a 17.12 build; the herd is backed up through its policy.
+        const builds = new Map(
+          h.members.map((m) => [
+            m.serverId,
+            [{ binDir: '/usr/lib/postgresql/17/bin', versionNum: 170012, versionText: 'postgres (PostgreSQL) 17.12' }],
+          ]),
+        );
+        const prepared = { builds, held: new Map(), backups: backupPrepared(h) };
+        const params = { toVersion: '17' };
+        return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
+      }
       if (a.on === 'herd' && a.name.startsWith('upgrade-') && a.name !== 'upgrade-minor') {
         // A clean herd on 15.18, a 17.10 build on an empty server, and for the switches an upgrade ready
         // (cut over, for the roll back and the clean up).

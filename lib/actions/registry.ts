@@ -25,6 +25,7 @@ import { resizeAction } from '@/lib/actions/cloud/resize.action';
 import { powerOffAction, powerOnAction } from '@/lib/actions/cloud/power.action';
 import { resizeHerdAction } from '@/lib/actions/cloud/resize-herd.action';
 import { upgradeMinorAction } from '@/lib/actions/upgrade/minor.action';
+import { upgradeInPlaceAction } from '@/lib/actions/upgrade/in-place.action';
 import { upgradeCleanupAction } from '@/lib/actions/upgrade/cleanup.action';
 import { upgradeCutoverAction } from '@/lib/actions/upgrade/cut-over.action';
 import { upgradeMajorAction } from '@/lib/actions/upgrade/build.action';
@@ -60,6 +61,7 @@ export const actions: AnyAction[] = [
   drDrillAction,
   resizeHerdAction,
   upgradeMinorAction,
+  upgradeInPlaceAction,
   upgradePrecheckAction,
   upgradeMajorAction,
   upgradeCutoverAction,

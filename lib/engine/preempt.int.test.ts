@@ -73,6 +73,14 @@ const seedLike: InstanceAction = defineAction({
   }),
 });
 
+/** A gate a test opens: a step's work lasts until the test has seen what it waits for, not a guessed time. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open = (): void => undefined;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+let firmWork = gate();
+
 /** A step that must not be abandoned halfway (a switchover): preempted, it is let finish. */
 const firm: InstanceAction = defineAction({
   ...base,
@@ -86,7 +94,7 @@ const firm: InstanceAction = defineAction({
         says: 'a step that is let finish',
         run: async () => {
           note('firm: switching');
-          await new Promise((r) => setTimeout(r, 2000));
+          await firmWork.opened;
           note('firm: switched');
         },
       },
@@ -237,9 +245,13 @@ describe('an urgent operation on a busy herd', () => {
   it('a step that must not be left halfway is let finish; nothing after it starts', async () => {
     did.length = 0;
     const m = memberOf('orders');
+    firmWork = gate();
     const f = await submit(firm, [m.id]);
     await running(f.targetId, 'switch');
     const urgent = await submit(urgentA, [m.id]);
+    // Asked mid-step, it still finishes the step.
+    await waitFor('the holder to be asked to stop', async () => (await targetOf(f.id)).preemptedBy === urgent.targetId, 10_000);
+    firmWork.open();
     expect((await settled(urgent.id)).status).toBe('succeeded');
     expect((await settled(f.id)).status).toBe('preempted');
     expect(did.map((d) => d.what)).toEqual(['firm: switching', 'firm: switched', 'urgent a: started', 'urgent a: ended']);
@@ -310,11 +322,14 @@ describe('an urgent operation on a busy herd', () => {
   it('an urgent operation cancelled while it waits asks nothing any more: the holder goes on to its end', async () => {
     did.length = 0;
     const m = memberOf('orders');
+    firmWork = gate();
     const f = await submit(firm, [m.id]);
     await running(f.targetId, 'switch');
     const urgent = await submit(urgentA, [m.id]);
     await waitFor('the holder to be asked to stop', async () => (await targetOf(f.id)).preemptedBy === urgent.targetId, 10_000);
     await cancelOperation(t.db, urgent.id, actor);
+    // The step ends only once the cancel is in the rows: the safe point after it weighs the ask as it now is.
+    firmWork.open();
     expect((await settled(f.id)).status).toBe('succeeded');
     expect(did.map((d) => d.what)).toEqual(['firm: switching', 'firm: switched', 'firm: after']);
     expect((await settled(urgent.id)).status).toBe('cancelled');

@@ -93,9 +93,10 @@ export function runLabAgents(agents: LabAgent[], log: (m: string) => void): { st
 /**
  * Each lab server's agent reports once, straight into the ingest (no console needed): the instances
  * of the fleet's servers, and the builds of every server (the scratch servers' too). For the tests and
- * benchmarks that start a lab of their own.
+ * benchmarks that start a lab of their own. `alsoBuilds`: more build directories, as an admin adds one to
+ * an agent's buildDirectories (the lab's Debian 17, say).
  */
-export async function ingestLabReports(db: Db, lab: LabInfo): Promise<void> {
+export async function ingestLabReports(db: Db, lab: LabInfo, opts: { alsoBuilds?: string[] } = {}): Promise<void> {
   const hosts = [
     ...lab.instances.map((i) => ({ server: i.server, sockets: [i.socketDirectory] })),
     ...(lab.backup?.scratch ?? []).map((s) => ({ server: s.server, sockets: [] as string[] })),
@@ -108,7 +109,7 @@ export async function ingestLabReports(db: Db, lab: LabInfo): Promise<void> {
       lsclusters: false,
       user: PG_SUPERUSER,
       socketDirectories: h.sockets,
-      buildDirectories: labBuildDirectories(),
+      buildDirectories: [...labBuildDirectories(), ...(opts.alsoBuilds ?? [])],
     });
     const [s] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, h.server));
     if (!s) throw new Error(`ingestLabReports: no server ${h.server} in the inventory`);

@@ -44,6 +44,7 @@ export const CAPABILITIES = {
   backups: 'back up and restore with pgBackRest',
   'upgrade-minor': 'upgrade to a newer minor',
   'upgrade-major': 'upgrade to a newer major',
+  'upgrade-in-place': 'upgrade to a newer major in place (pg_upgrade)',
   pause: 'pause automatic failover',
   shell: 'open a shell on its hosts',
 } as const;

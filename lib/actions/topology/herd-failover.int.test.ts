@@ -834,7 +834,8 @@ describe('DR failover', () => {
   it('with the primary killed and its SSH refused: the replica with the most WAL is promoted, DNS moves, the other follows, the old primary is fenced until rebuilt', async () => {
     const old = await livePrimary('beta');
     // b is the replica the inventory would pick (first by id, the same position as a when last seen);
-    // it lags on purpose: it keeps receiving but replays nothing more. The failover must see that.
+    // it lags on purpose: it receives the rows but replays nothing more, then stops receiving. The failover
+    // must see that.
     const [b, a] = members('beta').filter((m) => m.server !== old.server);
     await query(url(old), 'CREATE TABLE dr_rows (n int PRIMARY KEY)');
     await waitFor(
@@ -851,6 +852,18 @@ describe('DR failover', () => {
     await waitFor(
       'b received them',
       async () => (await query<{ ok: boolean }>(url(b!), `SELECT pg_last_wal_receive_lsn() >= '${lsn}'::pg_lsn AS ok`))[0]!.ok,
+    );
+    // Which of the two has received more at the kill must not be left to timing: b's stream is cut, then one
+    // more commit reaches a alone. a has the most WAL received and replayed; b has the rows but replays nothing.
+    // Its replay paused, its startup process starts no new WAL receiver once this one is gone.
+    const [receiver] = await query<{ pid: number }>(url(b!), 'SELECT pid FROM pg_stat_wal_receiver');
+    process.kill(receiver!.pid, 'SIGTERM');
+    await waitFor('b stopped receiving', async () => (await query(url(b!), 'SELECT 1 FROM pg_stat_wal_receiver')).length === 0);
+    await query(url(old), 'CREATE TABLE dr_mark ()');
+    const { mark } = (await query<{ mark: string }>(url(old), 'SELECT pg_current_wal_lsn()::text AS mark'))[0]!;
+    await waitFor(
+      'a received the mark',
+      async () => (await query<{ ok: boolean }>(url(a!), `SELECT pg_last_wal_receive_lsn() >= '${mark}'::pg_lsn AS ok`))[0]!.ok,
     );
     await crash(old);
     await refuseSsh(lab, LAB_FILE, old.address);

@@ -71,6 +71,7 @@ const PATRONI_LACKS: Partial<Record<Capability, string>> = {
   retire: 'a Patroni member leaves its herd through Patroni, which pgherd does not do yet',
   'upgrade-minor': 'pgherd does not restart its members on another build behind Patroni\u2019s back',
   'upgrade-major': 'its major upgrade is not pgherd\u2019s yet',
+  'upgrade-in-place': 'pg_upgrade in place needs its members stopped, which Patroni would undo: its major upgrade is not pgherd\u2019s yet',
 };
 
 export const patroniDriver: HerdDriver = {

@@ -37,6 +37,7 @@ const CAN: Capability[] = [
   'backups',
   'upgrade-minor',
   'upgrade-major',
+  'upgrade-in-place',
   'shell',
 ];
 
