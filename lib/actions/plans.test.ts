@@ -897,7 +897,9 @@ describe('an action is its plan', () => {
               }
             : a.name === 'upgrade-precheck'
               ? { toVersion: '17' }
-              : {};
+              : a.name === 'upgrade-cutover'
+                ? { fewerReplicas: true }
+                : {};
         return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
       }
       if (a.on === 'herd' && a.name === 'upgrade-minor') {

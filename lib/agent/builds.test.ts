@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { expandPattern, versionNumOf } from './builds';
+import { expandPattern, extensionDirs, versionNumOf } from './builds';
 
 describe('versionNumOf', () => {
   it('reads the version postgres --version prints, as server_version_num says it', () => {
@@ -23,5 +23,17 @@ describe('expandPattern', () => {
     expect(expandPattern(`${root}/15/bin`)).toEqual([`${root}/15/bin`]);
     expect(expandPattern('usr/lib/*/bin')).toEqual([]);
     expect(expandPattern(`${root}/nope/*/bin`)).toEqual([]);
+  });
+});
+
+describe('extensionDirs', () => {
+  it("finds a Debian build's extensions under the prefix it was unpacked in, as its server does", () => {
+    const dirs = extensionDirs('/opt/lab/debian/17/usr/lib/postgresql/17/bin', 17);
+    expect(dirs).toContain('/opt/lab/debian/17/usr/share/postgresql/17/extension');
+    expect(dirs.indexOf('/opt/lab/debian/17/usr/share/postgresql/17/extension')).toBeLessThan(
+      dirs.indexOf('/usr/share/postgresql/17/extension'),
+    );
+    // Not a Debian layout: nothing guessed above it.
+    expect(extensionDirs('/opt/pg/17.10/bin', 17)).not.toContain('/share/postgresql/17/extension');
   });
 });

@@ -19,11 +19,18 @@ export interface Build {
   extensions: Record<string, string>;
 }
 
-/** Where a build's extensions are: beside it (a relocatable build), or Debian's share directory for its major. */
-function extensionDirs(binDir: string, major: number): string[] {
+/**
+ * Where a build's extensions are: beside it (a relocatable build); where Debian's layout puts them relative to
+ * its bin directory (<prefix>/lib/postgresql/<major>/bin and <prefix>/share/postgresql/<major>, as the server
+ * itself finds them, so a Debian build unpacked under another prefix is read right); or Debian's own.
+ */
+export function extensionDirs(binDir: string, major: number): string[] {
   return [
     path.join(binDir, '..', 'share', 'postgresql', 'extension'),
     path.join(binDir, '..', 'share', 'extension'),
+    ...(path.basename(path.dirname(binDir)) === String(major) && path.basename(path.dirname(path.dirname(binDir))) === 'postgresql'
+      ? [path.join(binDir, '..', '..', '..', '..', 'share', 'postgresql', String(major), 'extension')]
+      : []),
     `/usr/share/postgresql/${String(major)}/extension`,
   ];
 }

@@ -5,7 +5,11 @@
 // under the same writer):
 // 1. minor rolling upgrade to 15.18 and back: the writer's longest gap, errors, lost commits;
 // 2. blue/green to 17: green built and caught up, then cut-over and roll back, twice: the longest gap,
-//    lost commits, duplicate-key errors (sequences), every row on the side that serves.
+//    lost commits, duplicate-key errors (sequences), every row on the side that serves;
+// 3. in place to Debian's 17 (herd "inplace" of 3 on Debian's 15.18, no PgBouncer), under a writer
+//    that reconnects and retries every 20 ms straight to the primary: the downtime the upgrade measures
+//    and the writer's longest gap, beside a plain restart of the same primary under the same writer and
+//    blue/green's cut-over above.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +20,9 @@ import { PROJECT_ROOT, startLab, stopLab, type LabInfo } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { restartInstance } from '@/lib/lab/faults';
 import { ingestLabReports } from '@/lib/lab/agents';
+import { debianBuild } from '@/lib/lab/debian-build';
+import { labBuild } from '@/lib/lab/builds';
+import { upgradeInPlaceAction } from '@/lib/actions/upgrade/in-place.action';
 import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { upgradeMinorAction } from '@/lib/actions/upgrade/minor.action';
 import { upgradeCutoverAction } from '@/lib/actions/upgrade/cut-over.action';
@@ -26,7 +33,7 @@ import { planOperation } from '@/lib/engine/plan';
 import type { targetQueue } from '@/lib/engine/queue';
 import { submitOperation } from '@/lib/engine/submit';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
-import { startWriter, type Writer } from '@/lib/testing/writer';
+import { startReconnectingWriter, startWriter, type Writer } from '@/lib/testing/writer';
 import { waitFor } from '@/lib/testing/wait';
 import { settle } from './ops-bench';
 import { benchEngine } from './failover-bench';
@@ -89,6 +96,46 @@ const lostOn = async (dsn: string, table: string, acked: number[]) =>
   acked.length - (await query<{ n: number }>(dsn, `SELECT count(*)::int AS n FROM ${table} WHERE n = ANY($1::int[])`, [acked]))[0]!.n;
 const worst = (xs: number[]) => Math.max(...xs).toFixed(0);
 
+/** 3. In place: a plain restart of the primary (the floor of any stop and start), then the upgrade, each under the reconnecting writer. */
+async function inPlaceBench(
+  lab: LabInfo,
+  db: Db,
+  queue: Queue,
+  herdId: number,
+  cutGap: number,
+  log: (m: string) => void,
+): Promise<string[]> {
+  const p = lab.instances.find((i) => i.herd === 'inplace' && i.role === 'primary')!;
+  const dsn = `postgres://postgres@${p.address}:${p.port}/postgres`;
+  await query(dsn, 'CREATE TABLE writes (n int PRIMARY KEY)');
+  await query(dsn, 'CREATE TABLE kept AS SELECT g AS n, md5(g::text) AS v FROM generate_series(1, 1000000) g');
+  const size = (await query<{ s: string }>(dsn, 'SELECT pg_size_pretty(pg_database_size(current_database())) AS s'))[0]!.s;
+  const w = startReconnectingWriter(async () => dsn);
+  await new Promise((r) => setTimeout(r, 500));
+  const restart = await underWriter(w, async () => {
+    const t0 = performance.now();
+    await restartInstance(lab, p);
+    return performance.now() - t0;
+  });
+  log(`in place: plain restart, longest gap ${restart.gap.toFixed(0)} ms`);
+  const up = await underWriter(w, () => runOp(db, queue, upgradeInPlaceAction, herdId, { toVersion: '17', withoutBackup: true }));
+  await new Promise((r) => setTimeout(r, 500));
+  await w.stop();
+  const [step] = (
+    await db.execute<{ out: string }>(sql`
+      SELECT s.stdout_tail AS out FROM operation_steps s WHERE s.name LIKE ${`start ${p.server} on %`} ORDER BY s.id DESC LIMIT 1`)
+  ).rows;
+  const downMs = Number(/down for (\d+) ms/.exec(step?.out ?? '')?.[1] ?? NaN);
+  const lost = await lostOn(dsn, 'writes', w.acked);
+  log(`in place: to 17, down ${downMs} ms, longest gap ${up.gap.toFixed(0)} ms, ${(up.ms / 1000).toFixed(1)} s`);
+  return [
+    `in place 15.18 -> ${debianBuild().version} (pg_upgrade --link) of a 3-member herd (${size}), a writer reconnecting and committing every 20 ms straight to the primary (${w.acked.length} commits):`,
+    `  plain restart of the primary (baseline): longest gap ${restart.gap.toFixed(0)} ms`,
+    `  downtime, the primary's stop to its answer on 17: ${downMs} ms; the writer's longest gap ${up.gap.toFixed(0)} ms; confirm -> done (replicas copied afresh, statistics) ${(up.ms / 1000).toFixed(1)} s`,
+    `  beside blue/green's cut-over above: longest gap ${cutGap.toFixed(0)} ms; lost ${lost}, failed tries ${w.errors.length}`,
+  ];
+}
+
 export async function upgradeBench(log: (m: string) => void): Promise<string[]> {
   const lab: LabInfo = await startLab({
     aws: false,
@@ -96,7 +143,7 @@ export async function upgradeBench(log: (m: string) => void): Promise<string[]> 
     file: FILE,
     fleet: {
       environments: ['ub'],
-      herds: ['minor', 'major'],
+      herds: ['minor', 'major', 'inplace'],
       replicas: 2,
       sites: ['dc-a', 'dc-b'],
       subnet: '127.0.72',
@@ -115,7 +162,8 @@ export async function upgradeBench(log: (m: string) => void): Promise<string[]> 
   const { db, queue } = engine;
   const out: string[] = [];
   try {
-    await ingestLabReports(db, lab);
+    // The lab's Debian 17 too, as an admin adds it to the agents' buildDirectories (the in-place upgrade's).
+    await ingestLabReports(db, lab, { alsoBuilds: [debianBuild().binDir] });
     const ids = new Map((await db.select({ id: herds.id, name: herds.name }).from(herds)).map((h) => [h.name, h.id]));
     const pooler = (herd: string) => lab.pgbouncer.find((p) => p.herd === herd)!.dsn;
 
@@ -178,7 +226,7 @@ export async function upgradeBench(log: (m: string) => void): Promise<string[]> 
     const [srv] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, scratch.server));
     const t0 = performance.now();
     await runOp(db, queue, upgradeMajorAction, ids.get('major')!, {
-      toVersion: '17',
+      toVersion: labBuild('17').version,
       serverId: srv!.id,
       dataDirectory: path.join(scratch.dataRoot, 'green17'),
       sslCertFile: scratch.tls!.certFile,
@@ -200,7 +248,7 @@ export async function upgradeBench(log: (m: string) => void): Promise<string[]> 
     const backs: number[] = [];
     const lost: { cut: number; back: number } = { cut: 0, back: 0 };
     for (let round = 0; round < 2; round++) {
-      const c = await underWriter(w2, () => runOp(db, queue, upgradeCutoverAction, ids.get('major')!));
+      const c = await underWriter(w2, () => runOp(db, queue, upgradeCutoverAction, ids.get('major')!, { fewerReplicas: true }));
       cuts.push(c.gap);
       lost.cut = Math.max(lost.cut, await lostOn(green, 'items', [...w2.acked]));
       log(`major: cut-over ${round + 1}, longest gap ${c.gap.toFixed(0)} ms, confirm -> done ${(c.ms / 1000).toFixed(1)} s`);
@@ -212,7 +260,7 @@ export async function upgradeBench(log: (m: string) => void): Promise<string[]> 
     await w2.stop();
     const dupes = w2.errors.filter((e) => /duplicate key/.test(e)).length;
     out.push(
-      `blue/green 15.18 -> 17.10 of a herd behind PgBouncer (100,000 rows), a writer committing every ${EVERY_MS} ms through it (${w2.acked.length} commits):`,
+      `blue/green 15.18 -> ${labBuild('17').version} of a herd behind PgBouncer (100,000 rows), a writer committing every ${EVERY_MS} ms through it (${w2.acked.length} commits):`,
     );
     out.push(`  plain switchover (baseline): longest gap ${plain2.gap.toFixed(0)} ms`);
     out.push(`  green built and caught up: ${buildS.toFixed(1)} s`);
@@ -225,6 +273,7 @@ export async function upgradeBench(log: (m: string) => void): Promise<string[]> 
     out.push(
       `  errors ${w2.errors.length}, duplicate-key ${dupes}; target: gap <= 1000 ms, 0 lost, 0 duplicate-key (${Math.max(...cuts, ...backs) <= 1000 && lost.cut + lost.back + dupes === 0 ? 'met' : 'not met'})`,
     );
+    out.push(...(await inPlaceBench(lab, db, queue, ids.get('inplace')!, Math.max(...cuts), log)));
   } finally {
     await engine.close();
     await stopLab(FILE);

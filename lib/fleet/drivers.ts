@@ -155,6 +155,24 @@ export function binDir(pgVersion: number): string {
   return setting('PGHERD_PG_BIN_TEMPLATE').replace('{version}', String(pgVersion));
 }
 
+/**
+ * A program of the build `t` runs from (its bin directory), where that build has it, else its major's own
+ * (PGHERD_PG_BIN_TEMPLATE): a build may ship the server alone, as npm's do. As an argv, `args` after it.
+ */
+export function buildTool(t: ControlTarget, tool: string, ...args: string[]): string[] {
+  const major = `${binDir(t.pgVersion)}/${tool}`;
+  if (!t.binDir || t.binDir === binDir(t.pgVersion)) return [major, ...args];
+  return [
+    'sh',
+    '-c',
+    'if [ -x "$1" ]; then p=$1; else p=$2; fi; shift 2; exec "$p" "$@"',
+    'pgherd-tool',
+    `${t.binDir}/${tool}`,
+    major,
+    ...args,
+  ];
+}
+
 /** The bin directory a member runs from: its own build when the inventory names one, else its major's. */
 export const binsOf = (t: ControlTarget): string => t.binDir || binDir(t.pgVersion);
 

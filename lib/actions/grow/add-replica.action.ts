@@ -296,6 +296,7 @@ export function planAddReplica<S extends AddState>(
       port: params.port ?? primary.port,
       dataDirectory,
       pgVersion: primary.pgVersion,
+      binDir: primary.binDir,
       // Given, else those an instance launched there holds (the configuration's), else the seed's own.
       sslCertFile: params.sslCertFile ?? launch?.tls?.certFile,
       sslKeyFile: params.sslKeyFile ?? launch?.tls?.keyFile,

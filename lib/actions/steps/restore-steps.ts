@@ -14,7 +14,7 @@ import { idText, MAX_BIG_ID, wholeNumber } from '@/lib/adapters/validation/ids';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { pendingRefusal, unpinnedRefusal, type ActionDeps, type ActionParamField, type ActionStep } from '@/lib/engine/define-action';
 import type { StepContext } from '@/lib/engine/pipeline';
-import { binDir } from '@/lib/fleet/drivers';
+import { binDir, binsOf, buildTool } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import { observe } from '@/lib/fleet/observe';
@@ -342,6 +342,8 @@ export interface RestorePlace {
   port: number;
   dataDirectory: string;
   pgVersion: number;
+  /** The build it runs from (a replica: its primary's); absent: its major's (PGHERD_PG_BIN_TEMPLATE). */
+  binDir?: string;
   sslCertFile?: string;
   sslKeyFile?: string;
   /** Its cluster_name (what its processes and logs are called). */
@@ -371,15 +373,12 @@ export function claimStep<S extends { restore: RestoreState }>(pl: RestorePlace,
     timeoutMs: 30_000,
     run: async (x) => {
       x.state.restore.startedAt = Date.now();
-      const ready = await execNoted(x.deps, srv, x, [
-        `${binDir(pl.pgVersion)}/pg_isready`,
-        '-h',
-        pl.server.address,
-        '-p',
-        String(pl.port),
-        '-t',
-        '3',
-      ]);
+      const ready = await execNoted(
+        x.deps,
+        srv,
+        x,
+        buildTool({ ...pl, binDir: pl.binDir ?? '' }, 'pg_isready', '-h', pl.server.address, '-p', String(pl.port), '-t', '3'),
+      );
       // 2: no answer (nothing listens); 0 or 1: a server answers or starts there.
       if (ready.code !== 2)
         throw refuse(
@@ -812,7 +811,7 @@ async function firstWrite(
 export async function removeRestored(
   deps: ActionDeps,
   x: StepContext,
-  pl: Pick<RestorePlace, 'dataDirectory' | 'pgVersion'> & { server: { ssh: SshTarget } },
+  pl: Pick<RestorePlace, 'dataDirectory' | 'pgVersion' | 'binDir'> & { server: { ssh: SshTarget } },
   claim: ClaimPlace,
 ): Promise<void> {
   const why = await claimNotOurs(deps, x, claim, await recordedIdentifier(deps.db, claim.claimId));
@@ -821,15 +820,10 @@ export async function removeRestored(
     throw refuse('not-applicable', `${why}: pgherd removes only what is still its restore's; nothing was stopped or removed`);
   }
   const srv = { ssh: pl.server.ssh };
-  const st = await execNoted(deps, srv, x, [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, 'status'], 20_000);
+  const bins = binsOf({ ...pl, binDir: pl.binDir ?? '' });
+  const st = await execNoted(deps, srv, x, [`${bins}/pg_ctl`, '-D', pl.dataDirectory, 'status'], 20_000);
   if (st.code === 0)
-    await execNotedOk(
-      deps,
-      srv,
-      x,
-      [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, '-m', 'immediate', '-w', '-t', '60', 'stop'],
-      90_000,
-    );
+    await execNotedOk(deps, srv, x, [`${bins}/pg_ctl`, '-D', pl.dataDirectory, '-m', 'immediate', '-w', '-t', '60', 'stop'], 90_000);
   // The folder the restore made (its claim), with everything it laid down inside.
   await execNotedOk(deps, srv, x, ['rm', '-rf', '--', path.dirname(pl.dataDirectory)], 120_000);
   if (claim.claimId !== null) await deps.db.execute(sql`UPDATE restore_claims SET removed_at = now() WHERE id = ${claim.claimId}`);

@@ -16,7 +16,7 @@ import { claimStep, memberConfigStep, restoredEndpoint, socketDirOf, type Restor
 import type { LaunchState } from '@/lib/actions/steps/launch';
 import type { ActionStep, RunContext } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
-import { binDir, binsOf, driverFor } from '@/lib/fleet/drivers';
+import { binsOf, buildTool, driverFor } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, shown, type Observed } from '@/lib/fleet/observe';
@@ -119,9 +119,10 @@ function seedDataStep<S extends SeedState>(z: ReplicaSeed<S>): ActionStep<S> {
           x.deps,
           srv,
           x,
-          [
-            // The major's own tools: a build a member runs from may ship the server alone.
-            `${binDir(primary.pgVersion)}/pg_basebackup`,
+          // The build the replica will run, where it has the client tools; else the major's own.
+          buildTool(
+            primary,
+            'pg_basebackup',
             '-d',
             await replicationConninfo(x.deps, srv, x, seed.from, { user: replicationUser() }),
             '-D',
@@ -131,7 +132,7 @@ function seedDataStep<S extends SeedState>(z: ReplicaSeed<S>): ActionStep<S> {
             '-c',
             'fast',
             '--no-password',
-          ],
+          ),
           24 * 3600_000 - 60_000,
         );
       }

@@ -605,9 +605,7 @@ function stopPrimaryStep(z: InPlace): ActionStep<InPlaceState> {
       run: async (x) => {
         if (!x.state.primaryStopped) return;
         if (x.state.newStarted)
-          return void x.note({
-            stderr: `the new build was started on ${primary.dataDirectory}: the old cluster is not started again; the way back is the backup taken before`,
-          });
+          return void x.note({ stdout: 'the new build was started: nothing to put back (the backup taken before is the way back)' });
         const d = primary.dataDirectory;
         const script = [
           'set -e; d=$1; new=$2; old=$3',
@@ -726,6 +724,17 @@ function reseedSteps(z: InPlace, r: InstanceRef): ActionStep<InPlaceState>[] {
       run: async (x) => {
         if (await hostSaysRunning(x.deps, r, x))
           throw refuse('not-applicable', `a server runs on ${r.dataDirectory} again: it is not touched`);
+        // From here until it streams, the inventory says what it is: to be rebuilt, on the new build.
+        await x.deps.db
+          .update(instances)
+          .set({
+            binDir: z.to.binDir,
+            pgVersion: z.major,
+            serverVersionNum: z.to.versionNum,
+            state: 'needs_rebuild',
+            updatedAt: sql`now()`,
+          })
+          .where(eq(instances.id, r.id));
         await execNotedOk(
           x.deps,
           r,
@@ -761,9 +770,7 @@ function reseedSteps(z: InPlace, r: InstanceRef): ActionStep<InPlaceState>[] {
         await x.deps.db
           .update(instances)
           .set({
-            binDir: z.to.binDir,
-            pgVersion: z.major,
-            serverVersionNum: z.to.versionNum,
+            state: 'running',
             upstreamInstanceId: z.primary.id,
             updatedAt: sql`now()`,
           })

@@ -1,6 +1,7 @@
 // A major upgrade by blue/green on a lab herd of its own (bg/shop: a primary and a replica on Debian's
 // 15, PgBouncer in front, on 127.0.71.x): the pre-check finds each seeded blocker; green is built on
-// the lab's 17 on a scratch server and catches up; the cut-over, the roll back and the cut-over again
+// the lab's Debian 17 on a scratch server and catches up, and gets a replica on the other scratch
+// server before the cut-over is allowed (blue's shape); the cut-over, the roll back and the cut-over again
 // run under a writer through PgBouncer whose rows take their keys from a sequence: no acknowledged
 // commit lost, no duplicate key, every row on the side that takes the writes; the clean up stops blue.
 import { realpathSync } from 'node:fs';
@@ -20,6 +21,8 @@ import { query } from '@/lib/lab/postgres';
 import { restartInstance } from '@/lib/lab/faults';
 import { labIdentity, run } from '@/lib/lab/proc';
 import { labBuild } from '@/lib/lab/builds';
+import { debianBuild } from '@/lib/lab/debian-build';
+import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 import { ingestLabReports } from '@/lib/lab/agents';
 import { lookup } from '@/lib/adapters/dns/rfc2136';
 import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
@@ -67,7 +70,7 @@ beforeAll(async () => {
   db = c.db;
   closeDb = () => c.pool.end();
   blueId = (await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'shop')))[0]!.id;
-  await ingestLabReports(db, lab);
+  await ingestLabReports(db, lab, { alsoBuilds: [debianBuild().binDir] });
   scratchId = (await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, lab.backup!.scratch[0]!.server)))[0]!.id;
   worker = await startTestWorker(lab, 'bluegreen', 4);
 }, 240_000);
@@ -80,8 +83,9 @@ afterAll(async () => {
 
 describe('blue/green major upgrade', () => {
   const scratch = () => lab.backup!.scratch[0]!;
+  // npm's 17 (the server alone) where green needs no replica; Debian's (pg_basebackup too) for the one that gets one.
   const place = () => ({
-    toVersion: '17',
+    toVersion: labBuild('17').version,
     serverId: scratchId,
     dataDirectory: path.join(scratch().dataRoot, 'green17'),
     sslCertFile: scratch().tls!.certFile,
@@ -162,10 +166,14 @@ describe('blue/green major upgrade', () => {
     expect((await query<{ r: boolean }>(green, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
     // Green's server's agent looks in no socket directory of green's: its report says nothing of green.
     // Postgres answers as a primary there, and that is what the inventory keeps.
-    await ingestLabReports(db, lab);
+    await ingestLabReports(db, lab, { alsoBuilds: [debianBuild().binDir] });
     const [g] = await db.select().from(instances).where(eq(instances.herdId, u.greenHerdId!));
     expect(g!.state).toBe('running');
-    expect(await refused(upgradeCutoverAction, {})).toBeUndefined();
+    // Green has no replica, blue has one: green would take the writes with less than the herd's shape.
+    expect(await refused(upgradeCutoverAction, {})).toMatch(
+      /green \(bg\/shop-17\) has 0 running replica\(s\), blue has 1 \(.*\): add them/,
+    );
+    expect(await refused(upgradeCutoverAction, { fewerReplicas: true })).toBeUndefined();
     // Green's herd deleted from the inventory: blue is held by the upgrade until it is abandoned.
     await db.delete(herds).where(eq(herds.id, u.greenHerdId!));
     expect(await refused(switchoverAction, {})).toMatch(/part of major upgrade #\d+ \(ready\)/);
@@ -192,7 +200,7 @@ describe('blue/green major upgrade', () => {
     const dir = path.join(scratch().dataRoot, 'green17-lost');
     const r = await runOp(upgradeMajorAction, { ...place(), dataDirectory: dir, port: 5434 }, 300_000);
     expect(r.targets[0]!.error, failedSteps(r)).toBeNull();
-    const cut = await runOp(upgradeCutoverAction);
+    const cut = await runOp(upgradeCutoverAction, { fewerReplicas: true });
     expect(cut.targets[0]!.error, failedSteps(cut)).toBeNull();
     expect((await latestUpgrade()).status).toBe('cut-over');
     expect(await servedBy()).toBe(scratch().address);
@@ -256,16 +264,17 @@ describe('blue/green major upgrade', () => {
     await query(p2, `INSERT INTO notes SELECT g, 'n' FROM generate_series(1, 500) g`);
     writer = startWriter(pooler().dsn, 'items');
     await waitFor('the writer commits', async () => writer!.acked.length > 100);
-    const r = await runOp(upgradeMajorAction, place(), 300_000);
+    const to = debianBuild();
+    const r = await runOp(upgradeMajorAction, { ...place(), toVersion: to.version }, 300_000);
     expect(r.targets[0]!.error, failedSteps(r)).toBeNull();
-    expect(r.targets[0]!.outcome).toMatch(/bg\/shop-17 on 17\.10 is ready/);
+    expect(r.targets[0]!.outcome).toContain(`bg/shop-17 on ${to.version} is ready`);
     const u = await latestUpgrade();
-    expect(u).toMatchObject({ status: 'ready', blueHerdId: blueId, toVersionNum: labBuild('17').versionNum });
+    expect(u).toMatchObject({ status: 'ready', blueHerdId: blueId, toVersionNum: to.versionNum });
     const [g] = await db.select().from(instances).where(eq(instances.herdId, u.greenHerdId!));
-    expect(g).toMatchObject({ binDir: realpathSync(labBuild('17').binDir), serverVersionNum: 170010, role: 'primary' });
+    expect(g).toMatchObject({ binDir: realpathSync(to.binDir), serverVersionNum: to.versionNum, role: 'primary' });
     const green = `postgres://postgres@${scratch().address}:${String(g!.port)}/postgres`;
     const [v] = await query<{ v: number }>(green, `SELECT current_setting('server_version_num')::int AS v`);
-    expect(v!.v).toBe(170010);
+    expect(v!.v).toBe(to.versionNum);
     // Green's subscriptions connect as the upgrade's own role, never with pgherd's environment-wide password,
     // and keep pgherd's rule: the certificate verified against the environment's CA, SCRAM bound to the channel.
     const subs = await query<{ c: string }>(green, 'SELECT subconninfo AS c FROM pg_subscription');
@@ -297,6 +306,40 @@ describe('blue/green major upgrade', () => {
     await waitFor('green has the seeded rows', async () =>
       Number((await query<{ n: string }>(green, 'SELECT count(*) AS n FROM items WHERE n < 0'))[0]!.n) === 20000 ? true : undefined,
     );
+  });
+
+  it("gives green the herd's shape before the cut-over: a replica added to it streams on the new build, and the cut-over is no longer refused", async () => {
+    expect(await refused(upgradeCutoverAction, {})).toMatch(/has 0 running replica\(s\), blue has 1/);
+    const u = await latestUpgrade();
+    const spare = lab.backup!.scratch[1]!;
+    const [srv] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, spare.server));
+    const r = await runOperation(
+      db,
+      worker!.queue,
+      addReplicaAction,
+      { herdIds: [u.greenHerdId!] },
+      {
+        serverId: String(srv!.id),
+        dataDirectory: path.join(spare.dataRoot, 'green17-replica', 'data'),
+        sslCertFile: spare.tls!.certFile,
+        sslKeyFile: spare.tls!.keyFile,
+        seed: 'primary',
+      },
+      { username: 'bluegreen-test', timeoutMs: 300_000 },
+    );
+    expect(r.targets[0]!.error, failedSteps(r)).toBeNull();
+    const rep = (await db.select().from(instances).where(eq(instances.herdId, u.greenHerdId!))).find((i) => i.role === 'replica')!;
+    expect(rep).toMatchObject({ binDir: realpathSync(debianBuild().binDir), state: 'running' });
+    const dsn = `postgres://postgres@${spare.address}:${String(rep.port)}/postgres`;
+    const [seen] = await query<{ v: number; rec: boolean }>(
+      dsn,
+      `SELECT current_setting('server_version_num')::int AS v, pg_is_in_recovery() AS rec`,
+    );
+    expect(seen).toEqual({ v: debianBuild().versionNum, rec: true });
+    await waitFor('the green replica has the seeded rows', async () =>
+      Number((await query<{ n: string }>(dsn, 'SELECT count(*) AS n FROM items WHERE n < 0'))[0]!.n) === 20000 ? true : undefined,
+    );
+    expect(await refused(upgradeCutoverAction, {})).toBeUndefined();
   });
 
   it('cuts over, rolls back and cuts over again under the writer: nothing lost, no duplicate key, the names and PgBouncer follow', async () => {

@@ -6,7 +6,14 @@ import { and, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import { dnsRecords, majorUpgrades, operations, owedCleanups, poolers } from '@/db/schema';
-import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type RunContext } from '@/lib/engine/define-action';
+import {
+  defineHerdAction,
+  flagParam,
+  productionWarning,
+  type ActionPlan,
+  type ActionStep,
+  type RunContext,
+} from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
@@ -31,8 +38,28 @@ export const switchParams = z
       (v) => (typeof v === 'string' ? (v.trim() ? Number(v) : undefined) : v),
       z.number({ message: 'a number' }).int().min(5).max(900).optional(),
     ),
+    /** A cut-over with fewer replicas on green than blue has (they are added to green before, with Add replica). */
+    fewerReplicas: flagParam(),
   })
   .strict();
+
+/** A herd's running replicas, by site: "2 (dc-east, dc-west)". */
+function replicaShape(h: HerdRef): { count: number; words: string } {
+  const rs = h.members.filter((m) => m.role === 'replica' && m.state === 'running');
+  const sites = [...new Set(rs.map((m) => m.site || 'no site'))].sort();
+  return { count: rs.length, words: rs.length ? `${String(rs.length)} (${sites.join(', ')})` : 'none' };
+}
+
+/**
+ * Why green should not take the writes yet: it has fewer running replicas than blue (it would serve
+ * with less redundancy and fewer readers than the herd it replaces); null when it has the herd's shape.
+ */
+export function shapeRefusal(blue: HerdRef, green: HerdRef): string | null {
+  const b = replicaShape(blue);
+  const g = replicaShape(green);
+  if (g.count >= b.count) return null;
+  return `green (${green.label}) has ${String(g.count)} running replica(s), blue has ${b.words}: add them to ${green.label} first (Add replica onto an empty server, seeded from green's primary with the new build's pg_basebackup), so that the new side takes the writes with the herd's shape; or tick "with fewer replicas" to cut over as it is`;
+}
 
 export interface SwitchPrepared {
   open: Map<number, OpenUpgrade | null>;
@@ -543,6 +570,17 @@ export function switchAction(direction: 'cutover' | 'rollback') {
           emptyLabel: String(DEFAULT_PAUSE_BUDGET_S),
           help: 'PgBouncer resumes by itself after this.',
         },
+        ...(direction === 'cutover'
+          ? [
+              {
+                name: 'fewerReplicas',
+                label: 'With fewer replicas',
+                kind: 'flag' as const,
+                emptyLabel: 'refused while green has fewer replicas than blue',
+                help: 'Cut over although green has fewer running replicas than blue: it serves with less redundancy until you add them.',
+              },
+            ]
+          : []),
       ],
     },
     prepare: (herdList, _p, db) => prepareSwitch(herdList, db),
@@ -566,7 +604,18 @@ export function switchAction(direction: 'cutover' | 'rollback') {
           `green is lost (${lost}): a roll back needs it; Clean up abandons it and points the write names and PgBouncer back at blue`,
         );
       const [from, to] = direction === 'cutover' ? [sides.blue, sides.green] : [sides.green, sides.blue];
-      return switchPlan(h, u, from, to, direction, params.pauseBudgetSeconds ?? DEFAULT_PAUSE_BUDGET_S);
+      const shape = direction === 'cutover' && !params.fewerReplicas ? shapeRefusal(sides.blue, sides.green) : null;
+      if (shape) return refuse('topology', shape);
+      const plan = switchPlan(h, u, from, to, direction, params.pauseBudgetSeconds ?? DEFAULT_PAUSE_BUDGET_S);
+      if (plan instanceof Refusal) return plan;
+      return {
+        ...plan,
+        facts: [
+          ...(plan.facts ?? []),
+          { label: `Replicas of ${to.label}`, value: replicaShape(to).words },
+          { label: `Replicas of ${from.label}`, value: replicaShape(from).words },
+        ],
+      };
     },
   });
 }
