@@ -113,15 +113,18 @@ const POSTGRES_OWN = [
   'pg_ctl.log',
 ];
 
-// Run as `sh -c CARRY pgherd-carry FROM TO OWN...`: the settings files overwrite the new cluster's; every
+/** The settings files a primary's new cluster takes from the old one. */
+const SETTINGS = ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf', 'postgresql.auto.conf'];
+
+// Run as `sh -c CARRY pgherd-carry FROM TO SETTINGS OWN...`: the settings files named (space-separated) overwrite TO's; every
 // other top-level entry of FROM that is not PostgreSQL's own (OWN) nor in TO already is copied, modes kept.
 const CARRY = [
-  'set -e; from=$1; to=$2; shift 2',
-  'for f in postgresql.conf pg_hba.conf pg_ident.conf postgresql.auto.conf; do if [ -e "$from/$f" ]; then cp -p "$from/$f" "$to/$f"; echo "$f"; fi; done',
+  'set -e; from=$1; to=$2; settings=$3; shift 3',
+  'for f in $settings; do if [ -e "$from/$f" ]; then cp -p "$from/$f" "$to/$f"; echo "$f"; fi; done',
   'for p in "$from"/* "$from"/.[!.]*; do',
-  '  [ -e "$p" ] || continue; n=${p##*/}; skip=',
+  '  [ -e "$p" ] || [ -L "$p" ] || continue; n=${p##*/}; skip=',
   '  for o in "$@"; do [ "$n" = "$o" ] && skip=1; done',
-  '  [ -n "$skip" ] || [ -e "$to/$n" ] && continue',
+  '  [ -n "$skip" ] || [ -e "$to/$n" ] || [ -L "$to/$n" ] && continue',
   '  cp -pR "$p" "$to/$n"; echo "$n"',
   'done',
 ].join('\n');
@@ -395,6 +398,12 @@ function checkStep(z: InPlace): ActionStep<InPlaceState> {
           );
       }
       if (z.backups) await pgbackrestCheck(z, z.backups.runner, x);
+      for (const r of z.replicas) {
+        const aside = asideOf(r, z);
+        const there = await execNoted(x.deps, r, x, ['sh', '-c', '[ -e "$1" ] && echo "$1"; exit 0', 'pgherd-check', aside], 15_000);
+        if (there.stdout.trim())
+          throw refuse('not-applicable', `${aside} exists already on ${r.hostname}: move it away first; nothing was changed`);
+      }
       const left = await execNoted(
         x.deps,
         primary,
@@ -479,7 +488,7 @@ function newClusterStep(z: InPlace): ActionStep<InPlaceState> {
         x.deps,
         primary,
         x,
-        ['sh', '-c', CARRY, 'pgherd-carry', primary.dataDirectory, z.newDir, ...POSTGRES_OWN],
+        ['sh', '-c', CARRY, 'pgherd-carry', primary.dataDirectory, z.newDir, SETTINGS.join(' '), ...POSTGRES_OWN],
         60_000,
       );
       // A setting the new major does not know (or no longer takes) would stop the new cluster after the downtime began: read now.
@@ -576,7 +585,8 @@ function stopReplicasStep(z: InPlace): ActionStep<InPlaceState> {
       timeoutMs: 300_000,
       whileHeld: true,
       run: async (x) => {
-        if (x.state.newStarted) return void x.note({ stdout: 'left: the new primary started, they are copied afresh from it' });
+        if (x.state.newStarted)
+          return void x.note({ stdout: 'left stopped: the new build ran on the primary; each is copied afresh from it' });
         for (const r of z.replicas.filter((m) => x.state.stoppedReplicas.includes(m.id)))
           await execNotedOk(x.deps, r, x, pgCtl.start(r), 150_000);
       },
@@ -604,9 +614,30 @@ function stopPrimaryStep(z: InPlace): ActionStep<InPlaceState> {
       whileHeld: true,
       run: async (x) => {
         if (!x.state.primaryStopped) return;
-        if (x.state.newStarted)
-          return void x.note({ stdout: 'the new build was started: nothing to put back (the backup taken before is the way back)' });
         const d = primary.dataDirectory;
+        const newAt = x.state.swapped ? d : z.newDir;
+        // A new cluster that ran (its state is no longer "shut down", as pg_upgrade leaves it) has written to the files it
+        // shares with the old one: the old one is not started again.
+        if (!x.state.newStarted && x.state.swapped && (await newClusterRan(x, z, newAt))) x.state.newStarted = true;
+        if (x.state.newStarted) {
+          const o = await observe(primary, 3000);
+          if (o.reachable && o.serverVersionNum === z.to.versionNum)
+            return void x.note({ stdout: 'the new build runs: nothing to put back' });
+          await x.deps.db
+            .update(instances)
+            .set({ binDir: z.to.binDir, pgVersion: z.major, state: 'stopped', updatedAt: sql`now()` })
+            .where(eq(instances.id, primary.id));
+          x.note({
+            stderr: `the new build ran on ${d} and does not answer: the old cluster is not started again (it shares its files); start the new one by hand, or restore the backup taken before`,
+          });
+          return;
+        }
+        // A postmaster left on the new cluster (pg_upgrade's own, its pg_upgrade killed) is stopped first: the old
+        // cluster never runs beside it on the shared files.
+        if (x.state.upgraded) {
+          const stop = 'if [ -e "$1/postmaster.pid" ]; then exec "$2/pg_ctl" -D "$1" -m fast -w -t 120 stop; fi';
+          await execNotedOk(x.deps, primary, x, ['sh', '-c', stop, 'pgherd-stop-new', newAt, z.to.binDir], 150_000);
+        }
         const script = [
           'set -e; d=$1; new=$2; old=$3',
           'if [ -e "$old/global/pg_control.old" ] || [ -e "$old/PG_VERSION" ]; then if [ -e "$d" ]; then mv "$d" "$new"; fi; mv "$old" "$d"; fi',
@@ -615,12 +646,36 @@ function stopPrimaryStep(z: InPlace): ActionStep<InPlaceState> {
         if (x.state.swapped || x.state.upgraded)
           await execNotedOk(x.deps, primary, x, ['sh', '-c', script, 'pgherd-put-back', d, z.newDir, z.oldDir], 60_000);
         await execNotedOk(x.deps, primary, x, pgCtl.start(primary), 150_000);
-        // pg_upgrade ran into the new directory: it is of no use now.
-        if (x.state.upgraded) await execNoted(x.deps, primary, x, ['rm', '-rf', '--', z.newDir], 110_000);
+        if (x.state.upgraded) {
+          // pg_upgrade's own logs say why it failed: kept beside the data directory, the rest of its directory removed.
+          const logs = `${d.replace(/\/+$/, '')}.pgherd-upgrade-logs-${String(Date.now())}`;
+          await execNoted(
+            x.deps,
+            primary,
+            x,
+            [
+              'sh',
+              '-c',
+              'if [ -d "$1/pg_upgrade_output.d" ]; then mv "$1/pg_upgrade_output.d" "$2"; echo "$2"; fi',
+              'pgherd-keep-logs',
+              z.newDir,
+              logs,
+            ],
+            60_000,
+          );
+          await execNoted(x.deps, primary, x, ['rm', '-rf', '--', z.newDir], 110_000);
+        }
         x.deps.outcome?.(`put back: ${primary.label} runs ${versionText(z.from.num)} again`);
       },
     },
   };
+}
+
+/** Whether the new cluster at `at` ever ran: its pg_control says otherwise than "shut down" (as pg_upgrade leaves it). */
+async function newClusterRan(x: RunContext<InPlaceState>, z: InPlace, at: string): Promise<boolean> {
+  const r = await execNoted(x.deps, z.primary, x, ['env', 'LC_ALL=C', `${z.to.binDir}/pg_controldata`, '-D', at], 30_000);
+  if (r.code !== 0) return true;
+  return !/^Database cluster state:\s*shut down$/m.test(r.stdout);
 }
 
 function pgUpgradeStep(z: InPlace): ActionStep<InPlaceState> {
@@ -673,8 +728,13 @@ function startNewStep(z: InPlace): ActionStep<InPlaceState> {
     says: `pg_ctl start from ${z.to.binDir}; the downtime ends when it answers as the primary on ${versionText(z.to.versionNum)}; the inventory records its build, its major and the herd's new system identifier`,
     timeoutMs: 300_000,
     run: async (x) => {
-      x.state.newStarted = true;
-      await execNotedOk(x.deps, primary, x, pgCtl.start(now), 150_000);
+      const started = await execNoted(x.deps, primary, x, pgCtl.start(now), 150_000);
+      // A start that failed before the server ran (its port taken, say) leaves the new cluster as pg_upgrade did: put back.
+      x.state.newStarted = started.code === 0 || (await newClusterRan(x, z, primary.dataDirectory));
+      if (started.code !== 0)
+        throw new Error(
+          `pg_ctl start on ${versionText(z.to.versionNum)} failed: ${started.stderr.trim() || started.stdout.trim()}${x.state.newStarted ? '' : ' (it never ran: the old cluster is put back)'}`,
+        );
       const o: Observed = await waitObserved(
         primary,
         `answering as the primary on ${versionText(z.to.versionNum)}`,
@@ -711,75 +771,98 @@ function stanzaUpgradeStep(z: InPlace, { runner, stanza }: NonNullable<InPlace['
   };
 }
 
+/** Where a replica's old copy goes while it is copied afresh. */
+const asideOf = (r: InstanceRef, z: InPlace) => `${r.dataDirectory.replace(/\/+$/, '')}.pgherd-old-${z.from.major}`;
+
 /** A replica copied afresh with the new build, its own settings kept, started on the new build, streaming. */
 function reseedSteps(z: InPlace, r: InstanceRef): ActionStep<InPlaceState>[] {
+  return [copyAfreshStep(z, r), startReplicaStep(z, r)];
+}
+
+function copyAfreshStep(z: InPlace, r: InstanceRef): ActionStep<InPlaceState> {
+  const aside = asideOf(r, z);
+  return {
+    name: `${r.hostname}: copy afresh`,
+    does: { kind: 'pg.upgrade-in-place.reseed', replica: memberArg(r), source: memberArg(z.primary), toBinDir: z.to.binDir },
+    says: `move ${r.dataDirectory} to ${aside}, ${z.to.binDir}/pg_basebackup -X stream -R from ${z.primary.label}, its own ${OWN_FILES.join(', ')} and other files of its own (certificates, keys) carried over`,
+    timeoutMs: 86_400_000,
+    run: async (x) => {
+      if (await hostSaysRunning(x.deps, r, x))
+        throw refuse('not-applicable', `a server runs on ${r.dataDirectory} again: it is not touched`);
+      // From here until it streams, the inventory says what it is: to be rebuilt, on the new build.
+      await x.deps.db
+        .update(instances)
+        .set({
+          binDir: z.to.binDir,
+          pgVersion: z.major,
+          serverVersionNum: z.to.versionNum,
+          state: 'needs_rebuild',
+          updatedAt: sql`now()`,
+        })
+        .where(eq(instances.id, r.id));
+      await execNotedOk(
+        x.deps,
+        r,
+        x,
+        [
+          'sh',
+          '-c',
+          'set -e; if [ -e "$2" ]; then echo "$2 exists: not touched" >&2; exit 1; fi; mv "$1" "$2"',
+          'pgherd-aside',
+          r.dataDirectory,
+          aside,
+        ],
+        600_000,
+      );
+      const conn = await replicationConninfo(x.deps, r, x, z.primary, { user: replicationUser() });
+      await execNotedOk(
+        x.deps,
+        r,
+        x,
+        [`${z.to.binDir}/pg_basebackup`, '-d', conn, '-D', r.dataDirectory, '-X', 'stream', '-R', '-c', 'fast'],
+        86_300_000,
+      );
+      // Its own settings (not postgresql.auto.conf: pg_basebackup -R wrote its primary_conninfo there) and every other
+      // file of its own (certificates, keys) that the copy did not bring.
+      await execNotedOk(
+        x.deps,
+        r,
+        x,
+        ['sh', '-c', CARRY, 'pgherd-carry', aside, r.dataDirectory, OWN_FILES.join(' '), ...POSTGRES_OWN],
+        60_000,
+      );
+    },
+  };
+}
+
+function startReplicaStep(z: InPlace, r: InstanceRef): ActionStep<InPlaceState> {
   const now = onNew(r, z);
-  const aside = `${r.dataDirectory.replace(/\/+$/, '')}.pgherd-old-${z.from.major}`;
-  return [
-    {
-      name: `${r.hostname}: copy afresh`,
-      does: { kind: 'pg.upgrade-in-place.reseed', replica: memberArg(r), source: memberArg(z.primary), toBinDir: z.to.binDir },
-      says: `move ${r.dataDirectory} to ${aside}, ${z.to.binDir}/pg_basebackup -X stream -R from ${z.primary.label}, its own ${OWN_FILES.join(', ')} carried over`,
-      timeoutMs: 86_400_000,
-      run: async (x) => {
-        if (await hostSaysRunning(x.deps, r, x))
-          throw refuse('not-applicable', `a server runs on ${r.dataDirectory} again: it is not touched`);
-        // From here until it streams, the inventory says what it is: to be rebuilt, on the new build.
-        await x.deps.db
-          .update(instances)
-          .set({
-            binDir: z.to.binDir,
-            pgVersion: z.major,
-            serverVersionNum: z.to.versionNum,
-            state: 'needs_rebuild',
-            updatedAt: sql`now()`,
-          })
-          .where(eq(instances.id, r.id));
-        await execNotedOk(
-          x.deps,
-          r,
-          x,
-          ['sh', '-c', 'set -e; if [ -e "$2" ]; then rm -rf -- "$2"; fi; mv "$1" "$2"', 'pgherd-aside', r.dataDirectory, aside],
-          600_000,
-        );
-        const conn = await replicationConninfo(x.deps, r, x, z.primary, { user: replicationUser() });
-        await execNotedOk(
-          x.deps,
-          r,
-          x,
-          [`${z.to.binDir}/pg_basebackup`, '-d', conn, '-D', r.dataDirectory, '-X', 'stream', '-R', '-c', 'fast'],
-          86_300_000,
-        );
-        const keep = 'set -e; from=$1; to=$2; shift 2; for f in "$@"; do if [ -e "$from/$f" ]; then cp -p "$from/$f" "$to/$f"; fi; done';
-        await execNotedOk(x.deps, r, x, ['sh', '-c', keep, 'pgherd-keep', aside, r.dataDirectory, ...OWN_FILES], 60_000);
-      },
+  const aside = asideOf(r, z);
+  return {
+    name: `${r.hostname}: start on ${versionText(z.to.versionNum)}`,
+    does: { kind: 'pg.upgrade-in-place.start-replica', replica: memberArg(r), toBinDir: z.to.binDir },
+    says: `pg_ctl start from ${z.to.binDir}, wait until it streams from ${z.primary.label}, then remove ${aside}`,
+    timeoutMs: 300_000,
+    run: async (x) => {
+      await execNotedOk(x.deps, r, x, pgCtl.start(now), 150_000);
+      await waitObserved(
+        r,
+        `streaming from ${z.primary.label} on ${versionText(z.to.versionNum)}`,
+        (o) => o.reachable && o.inRecovery === true && o.serverVersionNum === z.to.versionNum && o.walReceiver?.status === 'streaming',
+        { timeoutMs: 120_000, signal: x.signal },
+      );
+      await x.deps.db
+        .update(instances)
+        .set({
+          state: 'running',
+          upstreamInstanceId: z.primary.id,
+          updatedAt: sql`now()`,
+        })
+        .where(eq(instances.id, r.id));
+      await execNoted(x.deps, r, x, ['rm', '-rf', '--', aside], 600_000);
+      x.note({ stdout: `${r.label} streams from ${z.primary.label} on ${versionText(z.to.versionNum)}` });
     },
-    {
-      name: `${r.hostname}: start on ${versionText(z.to.versionNum)}`,
-      does: { kind: 'pg.upgrade-in-place.start-replica', replica: memberArg(r), toBinDir: z.to.binDir },
-      says: `pg_ctl start from ${z.to.binDir}, wait until it streams from ${z.primary.label}, then remove ${aside}`,
-      timeoutMs: 300_000,
-      run: async (x) => {
-        await execNotedOk(x.deps, r, x, pgCtl.start(now), 150_000);
-        await waitObserved(
-          r,
-          `streaming from ${z.primary.label} on ${versionText(z.to.versionNum)}`,
-          (o) => o.reachable && o.inRecovery === true && o.serverVersionNum === z.to.versionNum && o.walReceiver?.status === 'streaming',
-          { timeoutMs: 120_000, signal: x.signal },
-        );
-        await x.deps.db
-          .update(instances)
-          .set({
-            state: 'running',
-            upstreamInstanceId: z.primary.id,
-            updatedAt: sql`now()`,
-          })
-          .where(eq(instances.id, r.id));
-        await execNoted(x.deps, r, x, ['rm', '-rf', '--', aside], 600_000);
-        x.note({ stdout: `${r.label} streams from ${z.primary.label} on ${versionText(z.to.versionNum)}` });
-      },
-    },
-  ];
+  };
 }
 
 /** pg_upgrade carries no planner statistics: vacuumdb --analyze-in-stages, on the primary's socket. */

@@ -5,7 +5,7 @@
 // stopped. Then till (not backed up by pgherd: "without a backup") is upgraded under a writer that
 // reconnects and retries: every acknowledged row is on the upgraded primary and on its replica copied
 // afresh, the downtime measured, the old cluster kept.
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -130,6 +130,22 @@ describe('a major upgrade in place', () => {
     }
   }, 600_000);
 
+  it("refuses, with nothing changed, where a replica's host holds a leftover of an earlier try: it is someone's, not pgherd's to remove", async () => {
+    const left = `${replica().dataDirectory}.pgherd-old-15`;
+    mkdirSync(left);
+    writeFileSync(path.join(left, 'keep-me'), "an operator's\n");
+    try {
+      const r = await runUpgrade(without);
+      expect(r.op.status).toBe('failed');
+      expect(r.targets[0]!.error).toContain(`${left} exists already on ${replica().server}`);
+      expect(r.steps.map((s) => s.name)).toEqual(['check the build and the primary']);
+      expect(readFileSync(path.join(left, 'keep-me'), 'utf8')).toBe("an operator's\n");
+      for (const i of members()) expect(Math.floor((await versionOf(i)) / 10000)).toBe(15);
+    } finally {
+      rmSync(left, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('upgrades 15 to 17 under a writer that retries: every acknowledged row there, the downtime measured, the replica copied afresh', async () => {
     const p = primary();
     await query(url(p), 'CREATE TABLE writes (n int PRIMARY KEY)');
@@ -137,6 +153,8 @@ describe('a major upgrade in place', () => {
     const before = (await db.select().from(herds).where(eq(herds.id, herdId)))[0]!;
     const clusterName = async () => (await query<{ c: string }>(url(replica()), "SELECT current_setting('cluster_name') AS c"))[0]!.c;
     const replicaName = await clusterName();
+    // A file of the replica's own (its host's certificate, say): carried over to its fresh copy, not the primary's.
+    writeFileSync(path.join(replica().dataDirectory, 'replica-own.crt'), "the replica's\n");
     const writer = startReconnectingWriter(async () => url(p));
     await new Promise((r) => setTimeout(r, 1000));
     const r = await runUpgrade(without);
@@ -167,6 +185,7 @@ describe('a major upgrade in place', () => {
     );
     expect(wr).toEqual({ status: 'streaming', sender: p.address });
     expect(await clusterName()).toBe(replicaName);
+    expect(readFileSync(path.join(rep.dataDirectory, 'replica-own.crt'), 'utf8')).toBe("the replica's\n");
     // The inventory: each member's build and major, the herd's new system identifier.
     const inv = await db.select().from(instances).where(eq(instances.herdId, herdId));
     for (const i of inv) expect(i).toMatchObject({ binDir: realpathSync(want.binDir), pgVersion: 17, serverVersionNum: want.versionNum });
