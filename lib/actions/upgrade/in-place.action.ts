@@ -31,7 +31,6 @@ import { withInstance } from '@/lib/fleet/pg-access';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { pgbackrest } from '@/lib/fleet/backups/pgbackrest';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
-import { herdsUnderUpgrade } from '@/lib/actions/steps/open-upgrades';
 import { hostSaysRunning, proveDirectoryServed } from '@/lib/actions/steps/data-directory';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
 import { replicationConninfo } from '@/lib/actions/steps/replication-conninfo';
@@ -39,7 +38,7 @@ import { OWN_FILES, replicationUser } from '@/lib/actions/steps/topology-steps';
 import { prepareBackups, type BackupPrepared } from '@/lib/actions/steps/backup-steps';
 import { backupSteps } from '@/lib/actions/steps/take-backup';
 import { asks } from '@/lib/actions/drivers';
-import { loadBuilds, newestEverywhere, versionText, type Build } from './minor.action';
+import { newestEverywhere, prepareUpgrade, versionText, type Build } from './minor.action';
 
 export const upgradeInPlaceParams = z
   .object({
@@ -932,16 +931,6 @@ export const upgradeInPlaceAction = defineHerdAction<typeof upgradeInPlaceParams
       },
     ],
   },
-  prepare: async (hs, _params, db): Promise<Prepared> => ({
-    builds: await loadBuilds(
-      db,
-      hs.flatMap((h) => h.members.map((m) => m.serverId)),
-    ),
-    held: await herdsUnderUpgrade(
-      db,
-      hs.map((h) => h.id),
-    ),
-    backups: await prepareBackups(hs, db),
-  }),
+  prepare: async (hs, _params, db): Promise<Prepared> => ({ ...(await prepareUpgrade(db, hs)), backups: await prepareBackups(hs, db) }),
   plan: (h, { params, prepared }) => planInPlace(h, params, prepared),
 });

@@ -18,6 +18,7 @@ import { ingestLabReports } from '@/lib/lab/agents';
 import { debianBuild } from '@/lib/lab/debian-build';
 import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
 import { startReconnectingWriter } from '@/lib/testing/writer';
+import { waitFor } from '@/lib/testing/wait';
 import { planOperation } from '@/lib/engine/plan';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { configureBackupsAction } from '@/lib/actions/backups/configure-backups.action';
@@ -156,9 +157,11 @@ describe('a major upgrade in place', () => {
     // A file of the replica's own (its host's certificate, say): carried over to its fresh copy, not the primary's.
     writeFileSync(path.join(replica().dataDirectory, 'replica-own.crt'), "the replica's\n");
     const writer = startReconnectingWriter(async () => url(p));
-    await new Promise((r) => setTimeout(r, 1000));
+    await waitFor('the writer commits before the upgrade', async () => writer.acked.length >= 20);
     const r = await runUpgrade(without);
-    await new Promise((res) => setTimeout(res, 1000));
+    // It commits again on the upgraded primary: the rows after the downtime are part of what is checked.
+    const done = writer.acked.length;
+    await waitFor('the writer commits after the upgrade', async () => writer.acked.length >= done + 20);
     await writer.stop();
     expect(r.op.status, failedSteps(r)).toBe('succeeded');
     const want = debianBuild();

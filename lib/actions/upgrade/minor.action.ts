@@ -108,6 +108,20 @@ export async function loadBuilds(db: Db, serverIds: number[]): Promise<Map<numbe
   return out;
 }
 
+/** What every upgrade that moves members between builds reads before planning: each member's host's builds, the herds a major upgrade holds. */
+export async function prepareUpgrade(db: Db, herds: HerdRef[]): Promise<{ builds: Map<number, Build[]>; held: Map<number, string> }> {
+  return {
+    builds: await loadBuilds(
+      db,
+      herds.flatMap((h) => h.members.map((m) => m.serverId)),
+    ),
+    held: await herdsUnderUpgrade(
+      db,
+      herds.map((h) => h.id),
+    ),
+  };
+}
+
 interface MemberState {
   /** The member put back on the build it ran before (its gate failed): the names stay where they are sent. */
   rolledBack: boolean;
@@ -583,15 +597,6 @@ export const upgradeMinorAction = defineHerdAction({
       },
     ],
   },
-  prepare: async (herds, _params, db): Promise<UpgradePrepared> => ({
-    builds: await loadBuilds(
-      db,
-      herds.flatMap((h) => h.members.map((m) => m.serverId)),
-    ),
-    held: await herdsUnderUpgrade(
-      db,
-      herds.map((h) => h.id),
-    ),
-  }),
+  prepare: (herds, _params, db): Promise<UpgradePrepared> => prepareUpgrade(db, herds),
   plan: (h, { params, prepared }) => planUpgrade(h, params, prepared),
 });
